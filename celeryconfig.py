@@ -1,0 +1,52 @@
+"""Celery settings, in Celery's lowercase keys, built from ``shared.settings``.
+
+Nothing here is read from the environment directly: every value comes from the one
+settings object, so producers and workers always agree.
+"""
+
+from kombu import Queue
+
+from shared.contracts import QUEUE_PREDICT, QUEUES, TASK_QUEUES
+from shared.embedded_broker import TRANSPORT_PATH
+from shared.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+broker_connection_retry_on_startup = True
+
+if _settings.broker_is_embedded:
+    broker_transport = TRANSPORT_PATH
+    # Passed to create_engine by kombu: wait for SQLite's write lock instead of failing.
+    broker_transport_options = {"connect_args": {"timeout": 30}}
+else:
+    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
+if result_backend.startswith("db+sqlite"):
+    database_engine_options = {"connect_args": {"timeout": 30}}
+
+# Safe serializers only: a pickled message is refused, never executed.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+# At-least-once delivery: a message is acknowledged only after its task finished, and
+# re-queued when the worker process running it dies. Writes are idempotent on the
+# request id, so a redelivery never makes a second row.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit_s
+result_expires = _settings.result_expires_s
+
+task_queues = tuple(Queue(name) for name in QUEUES)
+task_default_queue = QUEUE_PREDICT
+task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
+
+# Events for Flower: sent events let queued tasks show before a worker takes them.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+worker_hijack_root_logger = False

@@ -1,0 +1,1 @@
+"""Code that producers and workers both use: settings, the Celery app, contracts, database."""

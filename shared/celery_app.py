@@ -1,0 +1,7 @@
+"""The one Celery application, configured from ``celeryconfig``. Producers use it to send
+tasks by name; ``workers`` registers the tasks on it."""
+
+from celery import Celery
+
+app = Celery("mlqueue")
+app.config_from_object("celeryconfig")

@@ -1,0 +1,72 @@
+"""Every task name, queue name and payload shape, in one place.
+
+Producers send tasks by these names with plain JSON keyword arguments, so a producer
+in any language (or Flower's HTTP API) can send them. The README's task reference is
+written from this module; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+# Queues. Single records and batch chunks travel apart so that one prediction is never
+# stuck behind a large batch; control work (A/B evaluation) has its own lane too.
+QUEUE_PREDICT = "predict"
+QUEUE_BATCH = "batch"
+QUEUE_FEEDBACK = "feedback"
+QUEUE_CONTROL = "control"
+QUEUES = (QUEUE_PREDICT, QUEUE_BATCH, QUEUE_FEEDBACK, QUEUE_CONTROL)
+
+# Task names.
+TASK_PREDICT = "mlq.predict"
+TASK_ECHO = "mlq.echo"
+
+TASK_QUEUES = {
+    TASK_PREDICT: QUEUE_PREDICT,
+    TASK_ECHO: QUEUE_PREDICT,
+}
+
+DEFAULT_ENDPOINT = "income_classifier"
+DEFAULT_STATUS = "production"
+
+# Result states of a request, as `mlq result` and `Client.result` report them.
+STATUS_OK = "OK"
+STATUS_ERROR = "ERROR"
+STATUS_QUEUED = "QUEUED"
+RequestStatus = Literal["OK", "ERROR", "QUEUED"]
+
+
+class PredictKwargs(TypedDict):
+    """Keyword arguments of ``mlq.predict``."""
+
+    record: dict[str, Any]
+    endpoint: str
+    request_id: NotRequired[str]  # default: the Celery task id, stable on redelivery
+    status: NotRequired[str | None]  # default: "production"
+    version: NotRequired[str | None]
+
+
+class AlgorithmRef(TypedDict):
+    id: int
+    endpoint: str
+    name: str
+    version: str
+    status: str
+
+
+class ErrorInfo(TypedDict):
+    code: str
+    message: str
+    field: NotRequired[str | None]
+
+
+class PredictResult(TypedDict):
+    """What ``mlq.predict`` returns and what MLRequest.response stores."""
+
+    request_id: str
+    status: RequestStatus
+    label: str | None
+    probability: float | None  # probability of ``label``
+    probabilities: dict[str, float] | None
+    algorithm: AlgorithmRef | None
+    error: ErrorInfo | None

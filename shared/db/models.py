@@ -1,0 +1,156 @@
+"""SQLAlchemy 2 models of the registry and of every request.
+
+PostgreSQL is the real store (JSONB for inputs and responses); SQLite serves the
+embedded default. Constraints that keep the registry sane live in the database, not
+in code: one active status per algorithm, one production algorithm per endpoint.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STATUSES = ("testing", "staging", "production", "ab_testing")
+REQUEST_STATUSES = ("OK", "ERROR")
+
+JsonValue = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dict[str, Any]: JsonValue,
+        Any: JsonValue,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MLAlgorithm(Base):
+    __tablename__ = "ml_algorithm"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    code: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(128))
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MLAlgorithmStatus(Base):
+    """The status history of an algorithm; exactly one row per algorithm is active."""
+
+    __tablename__ = "ml_algorithm_status"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+        Index(
+            "uq_ml_algorithm_status_one_active",
+            "algorithm_id",
+            unique=True,
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
+        Index(
+            "uq_ml_algorithm_status_one_production",
+            "endpoint_id",
+            unique=True,
+            postgresql_where=text("active AND status = 'production'"),
+            sqlite_where=text("active AND status = 'production'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(ForeignKey("ml_algorithm.id"), index=True)
+    # Copied from the algorithm so the database itself can hold one production per endpoint.
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool]
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ABTest(Base):
+    __tablename__ = "ab_test"
+    __table_args__ = (CheckConstraint("split > 0 AND split < 1", name="split"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"), index=True)
+    title: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    algorithm_a_id: Mapped[int] = mapped_column(ForeignKey("ml_algorithm.id"))
+    algorithm_b_id: Mapped[int] = mapped_column(ForeignKey("ml_algorithm.id"))
+    # Share of the endpoint's default traffic that goes to arm B.
+    split: Mapped[float] = mapped_column(Float, default=0.5)
+    min_labelled: Mapped[int] = mapped_column(Integer, default=200)
+    decision_rule: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[dict[str, Any] | None]
+    winner_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"))
+
+
+class MLRequest(Base):
+    """One row per prediction, keyed by the request id the producer made."""
+
+    __tablename__ = "ml_request"
+    __table_args__ = (CheckConstraint(f"status IN {REQUEST_STATUSES!r}", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"), index=True)
+    input: Mapped[Any]
+    response: Mapped[dict[str, Any]]
+    label: Mapped[str | None] = mapped_column(String(128))
+    probability: Mapped[float | None]
+    feedback: Mapped[str | None] = mapped_column(String(128))
+    feedback_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(8))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None]
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_test.id"), index=True)
+    ab_arm: Mapped[str | None] = mapped_column(String(1))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

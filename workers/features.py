@@ -1,0 +1,232 @@
+"""The income classifier's features: validation of incoming records and preprocessing.
+
+The fitted state (categories seen in training, fill values) lives in each model's
+manifest as a ``FeatureSchema``, so a model and the way its inputs are prepared
+always travel together. Nothing here imports Celery or the database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import InvalidRecordError
+
+TARGET = "income"
+# The UCI file has no header; this is its column order.
+ADULT_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+    "hours-per-week", "native-country", TARGET,
+)  # fmt: skip
+
+# Domain bounds of the numeric features: what a real person's record can hold. Values
+# outside the training range but inside these are accepted (the trees treat them like
+# the nearest value they saw).
+NUMERIC_BOUNDS: dict[str, tuple[float, float]] = {
+    "age": (0, 130),
+    "fnlwgt": (0, 1e8),
+    "education-num": (1, 16),
+    "capital-gain": (0, 1e7),
+    "capital-loss": (0, 1e7),
+    "hours-per-week": (0, 168),
+}
+CATEGORICAL = (
+    "workclass", "education", "marital-status", "occupation", "relationship", "race",
+    "sex", "native-country",
+)  # fmt: skip
+# The data set's marker for an unknown value; accepted in requests and filled with the
+# training mode of the column.
+MISSING = "?"
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    name: str
+    minimum: float
+    maximum: float
+    observed_min: float
+    observed_max: float
+    fill: float
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    name: str
+    categories: tuple[str, ...]
+    fill: str
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The input a model accepts and how to turn it into its feature matrix."""
+
+    order: tuple[str, ...]
+    numeric: dict[str, NumericFeature]
+    categorical: dict[str, CategoricalFeature]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame) -> FeatureSchema:
+        """Learn categories and fill values (mode, median) from training rows."""
+        numeric = {}
+        for name, (low, high) in NUMERIC_BOUNDS.items():
+            column = frame[name]
+            numeric[name] = NumericFeature(
+                name, low, high, float(column.min()), float(column.max()), float(column.median())
+            )
+        categorical = {}
+        for name in CATEGORICAL:
+            known = frame[name][frame[name] != MISSING]
+            categorical[name] = CategoricalFeature(
+                name, tuple(sorted(known.unique())), str(known.mode().iloc[0])
+            )
+        order = tuple(c for c in ADULT_COLUMNS if c != TARGET)
+        return cls(order, numeric, categorical)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": list(self.order),
+            "numeric": {
+                n: {"min": f.minimum, "max": f.maximum, "observed_min": f.observed_min,
+                    "observed_max": f.observed_max, "fill": f.fill}
+                for n, f in self.numeric.items()
+            },
+            "categorical": {
+                n: {"categories": list(f.categories), "fill": f.fill}
+                for n, f in self.categorical.items()
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        numeric = {
+            n: NumericFeature(n, f["min"], f["max"], f["observed_min"], f["observed_max"], f["fill"])
+            for n, f in data["numeric"].items()
+        }
+        categorical = {
+            n: CategoricalFeature(n, tuple(f["categories"]), f["fill"])
+            for n, f in data["categorical"].items()
+        }
+        return cls(tuple(data["order"]), numeric, categorical)
+
+    # -- validation ---------------------------------------------------------------
+
+    def validate(self, record: object) -> dict[str, Any]:
+        """The record with categorical values stripped, or InvalidRecordError naming the field."""
+        if not isinstance(record, Mapping):
+            raise InvalidRecordError(
+                None, f"a record must be a JSON object, got {_json_type(record)}"
+            )
+        extra = sorted(str(k) for k in record if k not in self.numeric and k not in self.categorical)
+        if extra:
+            raise InvalidRecordError(extra[0], "unknown field" + _listing(extra))
+        missing = [name for name in self.order if name not in record]
+        if missing:
+            raise InvalidRecordError(missing[0], "missing" + _listing(missing))
+        clean: dict[str, Any] = {}
+        for name in self.order:
+            value = record[name]
+            if name in self.numeric:
+                clean[name] = self._check_numeric(self.numeric[name], value)
+            else:
+                clean[name] = self._check_categorical(self.categorical[name], value)
+        return clean
+
+    @staticmethod
+    def _check_numeric(feature: NumericFeature, value: object) -> float:
+        if value is None:
+            raise InvalidRecordError(feature.name, "is null; a number is required")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRecordError(
+                feature.name, f"expected a number, got {_json_type(value)} {_short(value)}"
+            )
+        if not math.isfinite(value):
+            raise InvalidRecordError(feature.name, f"{value} is not a finite number")
+        if not feature.minimum <= value <= feature.maximum:
+            raise InvalidRecordError(
+                feature.name,
+                f"{value} is out of range [{feature.minimum:g}, {feature.maximum:g}]",
+            )
+        return float(value)
+
+    @staticmethod
+    def _check_categorical(feature: CategoricalFeature, value: object) -> str:
+        if value is None:
+            raise InvalidRecordError(
+                feature.name, f"is null; send {MISSING!r} for an unknown value"
+            )
+        if not isinstance(value, str):
+            raise InvalidRecordError(
+                feature.name, f"expected a string, got {_json_type(value)} {_short(value)}"
+            )
+        text = value.strip()
+        if text != MISSING and text not in feature.categories:
+            raise InvalidRecordError(
+                feature.name,
+                f"unknown category {_short(text)}; expected one of "
+                f"{', '.join(feature.categories)} (or {MISSING!r} when unknown)",
+            )
+        return text
+
+    # -- preprocessing ------------------------------------------------------------
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature matrix for validated rows, in training column order.
+
+        Columns are selected by name, so the order of keys in a record does not matter.
+        Missing values ('?', NaN) and categories unseen in training take the training
+        mode (categoricals) or median (numerics). Categoricals become the index of the
+        category in the training list, as the forests were trained on.
+        """
+        columns = []
+        for name in self.order:
+            if name in self.numeric:
+                values = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float32)
+                values[np.isnan(values)] = self.numeric[name].fill
+            else:
+                feature = self.categorical[name]
+                codes = pd.Categorical(frame[name], categories=feature.categories).codes
+                fill_code = feature.categories.index(feature.fill)
+                values = np.where(codes < 0, fill_code, codes).astype(np.float32)
+            columns.append(values)
+        return np.column_stack(columns)
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.transform(pd.DataFrame.from_records(list(records), columns=list(self.order)))
+
+
+def read_adult(path: str | Iterable[str]) -> pd.DataFrame:
+    """The UCI Adult file as a frame: stripped strings, '?' kept as the missing marker."""
+    return pd.read_csv(
+        path, header=None, names=list(ADULT_COLUMNS), skipinitialspace=True, na_filter=False
+    )
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _listing(names: Sequence[str]) -> str:
+    return "" if len(names) == 1 else f" (also: {', '.join(names[1:])})"

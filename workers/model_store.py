@@ -1,0 +1,89 @@
+"""Models held in memory by a worker.
+
+The worker's parent process loads every artifact once, before it forks, so the pool's
+children share the trees' memory pages instead of each holding a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from shared.errors import ArtifactError
+from workers.artifacts import MODEL_FILE, Artifact, find_artifacts
+from workers.features import FeatureSchema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    artifact: Artifact
+    schema: FeatureSchema
+    estimator: Any
+    classes: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.artifact.key
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(features))
+
+
+def load_model(artifact: Artifact) -> LoadedModel:
+    artifact.verify()
+    estimator = joblib.load(artifact.folder / MODEL_FILE)
+    classes = tuple(str(c) for c in estimator.classes_)
+    if list(classes) != artifact.manifest["classes"]:
+        raise ArtifactError(f"{artifact.folder}: the model's classes differ from its manifest")
+    return LoadedModel(
+        artifact, FeatureSchema.from_dict(artifact.manifest["features"]), estimator, classes
+    )
+
+
+class ModelStore:
+    """The loaded models of this process, by (endpoint, name, version)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str, str], LoadedModel] = {}
+
+    def load_all(self, artifacts_dir: Path) -> list[LoadedModel]:
+        artifacts = list(find_artifacts(artifacts_dir))
+        if not artifacts:
+            raise ArtifactError(
+                f"no model artifacts under {artifacts_dir}; run `mlq train` first"
+            )
+        for artifact in artifacts:
+            started = time.perf_counter()
+            model = load_model(artifact)
+            self._models[model.key] = model
+            log.info(
+                "loaded model %s %s (sha256 %s...) in %.2fs",
+                model.key[1], model.key[2], artifact.sha256[:12], time.perf_counter() - started,
+            )  # fmt: skip
+        return list(self._models.values())
+
+    def add(self, model: LoadedModel) -> None:
+        self._models[model.key] = model
+
+    def get(self, endpoint: str, name: str, version: str) -> LoadedModel:
+        try:
+            return self._models[(endpoint, name, version)]
+        except KeyError:
+            raise ArtifactError(
+                f"this worker has no model for {endpoint}/{name} {version}: "
+                "train it and restart the worker"
+            ) from None
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._models.values())
