@@ -4,7 +4,7 @@ Nothing here is read from the environment directly: every value comes from the o
 settings object, so producers and workers always agree.
 """
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.contracts import QUEUE_PREDICT, QUEUES, TASK_QUEUES
 from shared.embedded_broker import TRANSPORT_PATH
@@ -40,7 +40,8 @@ worker_prefetch_multiplier = 1
 task_time_limit = _settings.task_time_limit_s
 result_expires = _settings.result_expires_s
 
-task_queues = tuple(Queue(name) for name in QUEUES)
+# One direct exchange per queue, so a message reaches exactly the queue it is routed to.
+task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
 task_default_queue = QUEUE_PREDICT
 task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
 
@@ -48,5 +49,3 @@ task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
 worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
-
-worker_hijack_root_logger = False

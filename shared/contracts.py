@@ -29,11 +29,16 @@ TASK_QUEUES = {
 DEFAULT_ENDPOINT = "income_classifier"
 DEFAULT_STATUS = "production"
 
-# Result states of a request, as `mlq result` and `Client.result` report them.
+# Result states of a request, as `mlq result` and `Client.result` report them. OK and
+# ERROR are final (a row exists); QUEUED and RUNNING are not yet.
 STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
 STATUS_QUEUED = "QUEUED"
-RequestStatus = Literal["OK", "ERROR", "QUEUED"]
+STATUS_RUNNING = "RUNNING"
+RequestStatus = Literal["OK", "ERROR", "QUEUED", "RUNNING"]
+# The producer marks a request id in the result backend with this Celery state before
+# sending it, so that an id it issued is told apart from one never issued (PENDING).
+ISSUED_STATE = "QUEUED"
 
 
 class PredictKwargs(TypedDict):
@@ -70,3 +75,23 @@ class PredictResult(TypedDict):
     probabilities: dict[str, float] | None
     algorithm: AlgorithmRef | None
     error: ErrorInfo | None
+
+
+# The tutorial's sample record (a married craft-repair worker, 68 hours a week): both
+# tutorial models label it "<=50K".
+EXAMPLE_RECORD: dict[str, Any] = {
+    "age": 37,
+    "workclass": "Private",
+    "fnlwgt": 34146,
+    "education": "HS-grad",
+    "education-num": 9,
+    "marital-status": "Married-civ-spouse",
+    "occupation": "Craft-repair",
+    "relationship": "Husband",
+    "race": "White",
+    "sex": "Male",
+    "capital-gain": 0,
+    "capital-loss": 0,
+    "hours-per-week": 68,
+    "native-country": "United-States",
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from shared.errors import (
 
 
 _ACTIVE = MLAlgorithmStatus.active.is_(True)
+_MANIFEST_FIELDS = ("endpoint", "name", "version", "initial_status", "description", "code", "owner")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,16 @@ def register_algorithm(
             "the endpoint already has a production algorithm"
         ) from None
     return get_algorithm(session, algorithm_id=algorithm_id)
+
+
+def register_manifest(
+    session: Session, *, manifest: dict[str, Any], artifact_sha256: str, created_by: str
+) -> AlgorithmInfo:
+    """Register the algorithm an artifact manifest describes."""
+    fields = {key: manifest[key] for key in _MANIFEST_FIELDS}
+    return register_algorithm(
+        session, **fields, artifact_sha256=artifact_sha256, created_by=created_by
+    )
 
 
 def _algorithms_query():  # type: ignore[no-untyped-def]

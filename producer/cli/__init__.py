@@ -1,0 +1,1 @@
+"""The ``mlq`` command line."""

@@ -1,0 +1,117 @@
+"""Start and stop a worker as a child process, for `mlq demo` and the tests.
+
+The worker runs as its own program (``celery -A workers worker``): this module never
+imports worker code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+from shared.celery_app import app as default_app
+from shared.contracts import QUEUES, TASK_ECHO
+from shared.errors import MlqError
+
+
+class WorkerStartError(MlqError):
+    """The worker process did not become ready."""
+
+    code = "worker_start"
+
+
+class LocalWorker:
+    """A ``celery -A workers worker`` child process with its log in a file.
+
+    Usage::
+
+        with LocalWorker(log_path=Path("worker.log"), concurrency=2) as worker:
+            ...  # send tasks
+    """
+
+    def __init__(
+        self,
+        *,
+        log_path: Path,
+        concurrency: int = 1,
+        queues: tuple[str, ...] = QUEUES,
+        env: dict[str, str] | None = None,
+        name: str = "local",
+        app: Celery | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.log_path = log_path
+        self.app = app or default_app
+        self.command = [
+            sys.executable, "-m", "celery", "-A", "workers", "worker",
+            "--loglevel=INFO", f"--concurrency={concurrency}", f"--hostname={name}@%h",
+            f"--queues={','.join(queues)}", "--without-gossip", "--without-mingle",
+            *extra_args,
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> LocalWorker:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,
+            )  # fmt: skip
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Ready means a task went through the broker, the worker and the result backend."""
+        deadline = time.monotonic() + timeout
+        pending = self.app.send_task(TASK_ECHO, args=["ready?"])
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise WorkerStartError(
+                    f"the worker exited with code {self.process.returncode}; "
+                    f"its log: {self.log_path}\n{self.log_tail()}"
+                )
+            try:
+                pending.get(timeout=0.5, interval=0.05)
+                return
+            except CeleryTimeoutError:
+                continue
+        self.stop()
+        raise WorkerStartError(f"the worker was not ready after {timeout:.0f}s; see {self.log_path}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown (SIGTERM lets running tasks finish), then SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        # Only the main process: it stops its pool children itself.
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> LocalWorker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,126 @@
+"""Serving one prediction: select, validate, preprocess, predict, record.
+
+Plain functions: the Celery task decodes its message and calls ``serve_prediction``;
+tests call the same functions with no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.contracts import STATUS_ERROR, STATUS_OK, PredictResult
+from shared.db.engine import session_scope
+from shared.db.requests import get_response, record_requests
+from shared.errors import MlqError
+from shared.registry import AlgorithmInfo, select_algorithm
+from workers.model_store import LoadedModel, ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def ok_result(
+    request_id: str, algorithm: AlgorithmInfo, classes: tuple[str, ...], proba: Any
+) -> PredictResult:
+    best = int(proba.argmax())
+    return {
+        "request_id": request_id,
+        "status": STATUS_OK,
+        "label": classes[best],
+        "probability": round(float(proba[best]), 6),
+        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, proba, strict=True)},
+        "algorithm": algorithm.ref(),  # type: ignore[typeddict-item]
+        "error": None,
+    }
+
+
+def error_result(
+    request_id: str, error: MlqError, algorithm: AlgorithmInfo | None = None
+) -> PredictResult:
+    return {
+        "request_id": request_id,
+        "status": STATUS_ERROR,
+        "label": None,
+        "probability": None,
+        "probabilities": None,
+        "algorithm": algorithm.ref() if algorithm else None,  # type: ignore[typeddict-item]
+        "error": error.as_dict(),  # type: ignore[typeddict-item]
+    }
+
+
+def request_row(
+    result: PredictResult, *, endpoint: str, record: object, latency_ms: float
+) -> dict[str, Any]:
+    algorithm = result["algorithm"]
+    error = result["error"]
+    return {
+        "id": result["request_id"],
+        "endpoint": endpoint,
+        "algorithm_id": algorithm["id"] if algorithm else None,
+        "input": record,
+        "response": result,
+        "label": result["label"],
+        "probability": result["probability"],
+        "status": result["status"],
+        "error_code": error["code"] if error else None,
+        "error_message": error["message"] if error else None,
+        "latency_ms": round(latency_ms, 3),
+    }
+
+
+class InternalError(MlqError):
+    """The worker failed unexpectedly on this record; the error was logged."""
+
+    code = "internal"
+
+
+def _predict(
+    store: ModelStore, algorithm: AlgorithmInfo, record: object, request_id: str
+) -> PredictResult:
+    model: LoadedModel = store.get(algorithm.endpoint, algorithm.name, algorithm.version)
+    clean = model.schema.validate(record)
+    proba = model.predict_proba(model.schema.transform_records([clean]))[0]
+    return ok_result(request_id, algorithm, model.classes, proba)
+
+
+def serve_prediction(
+    store: ModelStore,
+    *,
+    request_id: str,
+    record: object,
+    endpoint: str,
+    status: str | None = None,
+    version: str | None = None,
+) -> PredictResult:
+    """Predict one record and write its MLRequest row; a bad record gets an error row.
+
+    Database errors propagate so the task is retried; a redelivered request whose row
+    exists already returns the stored result and writes nothing.
+    """
+    started = time.perf_counter()
+    with session_scope() as session:
+        algorithm: AlgorithmInfo | None = None
+        try:
+            algorithm = select_algorithm(session, endpoint=endpoint, status=status, version=version)
+            result = _predict(store, algorithm, record, request_id)
+        except MlqError as error:
+            result = error_result(request_id, error, algorithm)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("request %s: unexpected failure", request_id)
+            result = error_result(request_id, InternalError(), algorithm)
+        latency_ms = (time.perf_counter() - started) * 1000
+        row = request_row(result, endpoint=endpoint, record=record, latency_ms=latency_ms)
+        if record_requests(session, rows=[row]) == 0:
+            stored = get_response(session, request_id=request_id)
+            log.info("request %s: redelivered, row exists, returning the stored result", request_id)
+            return stored  # type: ignore[return-value]
+    log.info(
+        "request %s: %s %s on %s in %.1f ms",
+        request_id, result["status"], result["label"] or result["error"], endpoint, latency_ms,
+    )  # fmt: skip
+    return result
