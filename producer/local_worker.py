@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +21,9 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from shared.celery_app import app as default_app
 from shared.contracts import QUEUES, TASK_ECHO
 from shared.errors import MlqError
+
+
+PRIVATE_QUEUE_PREFIX = "worker."
 
 
 class WorkerStartError(MlqError):
@@ -50,10 +54,13 @@ class LocalWorker:
     ) -> None:
         self.log_path = log_path
         self.app = app or default_app
+        # A queue only this worker consumes: readiness is proven through it, so another
+        # worker on the same broker cannot answer for this one.
+        self.private_queue = f"{PRIVATE_QUEUE_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         self.command = [
             sys.executable, "-m", "celery", "-A", "workers", "worker",
             "--loglevel=INFO", f"--concurrency={concurrency}", f"--hostname={name}@%h",
-            f"--queues={','.join(queues)}", "--without-gossip", "--without-mingle",
+            f"--queues={','.join((*queues, self.private_queue))}", "--without-gossip", "--without-mingle",
             *extra_args,
         ]  # fmt: skip
         self.env = {**os.environ, **(env or {})}
@@ -72,7 +79,7 @@ class LocalWorker:
     def wait_ready(self, timeout: float) -> None:
         """Ready means a task went through the broker, the worker and the result backend."""
         deadline = time.monotonic() + timeout
-        pending = self.app.send_task(TASK_ECHO, args=["ready?"])
+        pending = self.app.send_task(TASK_ECHO, args=["ready?"], queue=self.private_queue)
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise WorkerStartError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,14 @@ class CategoricalFeature:
     name: str
     categories: tuple[str, ...]
     fill: str
+
+    @cached_property
+    def index(self) -> pd.Index:
+        return pd.Index(self.categories)
+
+    @cached_property
+    def fill_code(self) -> int:
+        return self.categories.index(self.fill)
 
 
 @dataclass(frozen=True)
@@ -190,9 +199,8 @@ class FeatureSchema:
                 values[np.isnan(values)] = self.numeric[name].fill
             else:
                 feature = self.categorical[name]
-                codes = pd.Categorical(frame[name], categories=feature.categories).codes
-                fill_code = feature.categories.index(feature.fill)
-                values = np.where(codes < 0, fill_code, codes).astype(np.float32)
+                codes = feature.index.get_indexer(frame[name].to_numpy(dtype=object))
+                values = np.where(codes < 0, feature.fill_code, codes).astype(np.float32)
             columns.append(values)
         return np.column_stack(columns)
 

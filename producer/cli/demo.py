@@ -41,10 +41,10 @@ def demo() -> None:
     upgrade()
 
     _step("training the models if they are missing")
-    # The demo plays every role, including the trainer's; `mlq train` does the same.
-    from producer.cli.main import train
+    # The demo plays every role, the trainer's included: this is `mlq train`.
+    from producer.cli.main import train_and_register
 
-    click.get_current_context().invoke(train, force=False, data=None)
+    train_and_register(force=False, data=None, to_stderr=True)
 
     log_path = settings.home / "demo-worker.log"
     _step(f"starting a worker (log: {log_path})")

@@ -91,15 +91,18 @@ def train(force: bool, data: Path | None) -> None:
         mlq train            # only what is missing or broken
         mlq train --force    # everything
     """
+    train_and_register(force=force, data=data)
+
+
+def train_and_register(*, force: bool, data: Path | None, to_stderr: bool = False) -> None:
     # Training is the one CLI path that needs the model code; the enqueueing paths
     # never import it.
     from workers.training import ADULT_DATA, train_missing
 
     from shared.settings import get_settings
 
-    settings = get_settings()
     artifacts = train_missing(
-        settings.artifacts_dir,
+        get_settings().artifacts_dir,
         force=force,
         data_path=data or ADULT_DATA,
         on_start=lambda spec: click.echo(f"training {spec.name} {spec.version} ...", err=True),
@@ -108,7 +111,8 @@ def train(force: bool, data: Path | None) -> None:
         m = artifact.manifest
         click.echo(
             f"{m['name']} {m['version']}: {'trained' if trained else 'up to date'}, "
-            f"held-out accuracy {m['metrics']['accuracy']:.4f}, {artifact.folder}"
+            f"held-out accuracy {m['metrics']['accuracy']:.4f}, {artifact.folder}",
+            err=to_stderr,
         )
     _register([a for a, _ in artifacts])
 

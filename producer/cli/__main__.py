@@ -1,0 +1,5 @@
+"""``python -m producer.cli`` is the same as ``mlq``."""
+
+from producer.cli.main import cli
+
+cli()

@@ -1,0 +1,106 @@
+"""Fixtures for tests against the real Redis, PostgreSQL and worker processes.
+
+A missing service fails the run in CI (CI=true) and skips locally, never silently:
+the skip says which service and how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, TEST_DATABASE, TEST_HOME
+
+SERVICE_HINT = "run `bash scripts/services.sh` to start the machine's PostgreSQL and Redis"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({error}); {SERVICE_HINT}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(f"{REDIS_URL}/13")
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        _unavailable("Redis", error)
+    # This run owns its two Redis databases: start them empty.
+    client.flushdb()
+    redis.Redis.from_url(f"{REDIS_URL}/14").flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def database(redis_client: redis.Redis) -> Iterator[str]:
+    """A PostgreSQL database of this run's own, migrated to the latest schema."""
+    from shared.db.migrate import upgrade
+    from shared.settings import get_settings
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}"'))
+            connection.execute(text(f'CREATE DATABASE "{TEST_DATABASE}"'))
+    except Exception as error:
+        _unavailable("PostgreSQL", error)
+    url = get_settings().database_url
+    upgrade(url)
+    yield url
+    from shared.db.engine import get_engine
+
+    get_engine(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)'))
+    admin.dispose()
+
+
+TABLES = ("ml_request", "ab_test", "ml_algorithm_status", "ml_algorithm", "endpoint")
+
+
+@pytest.fixture
+def clean_db(database: str, artifacts_dir: Path) -> str:
+    """Every test starts from an empty database holding only the registered tutorial models."""
+    from shared.db.engine import get_engine, session_scope
+    from shared.registry import register_manifest
+    from workers.artifacts import find_artifacts
+
+    with get_engine(database).begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    with session_scope(database) as session:
+        for artifact in find_artifacts(artifacts_dir):
+            register_manifest(
+                session, manifest=artifact.manifest, artifact_sha256=artifact.sha256,
+                created_by="tests",
+            )  # fmt: skip
+    return database
+
+
+@pytest.fixture(scope="session")
+def worker(database: str, artifacts_dir: Path) -> Iterator[object]:
+    """A real `celery -A workers worker` process with 2 pool processes, for the whole run."""
+    from producer.local_worker import LocalWorker
+
+    process = LocalWorker(log_path=TEST_HOME / "worker.log", concurrency=2, name="tests")
+    process.start()
+    yield process
+    process.stop()
+
+
+def run_mlq(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `mlq` command line as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "producer.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip

@@ -1,0 +1,33 @@
+"""`mlq demo` on embedded defaults: no server, a fresh home folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLQ_")}
+    env["MLQ_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "demo"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert result["status"] == "OK" and result["label"] == "<=50K"
+    assert "sqlite:///" in done.stderr and "round trip" in done.stderr
+    assert (tmp_path / "home" / "mlqueue.sqlite").exists()
+    later = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "result", result["request_id"]],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["label"] == "<=50K"

@@ -1,0 +1,115 @@
+"""One prediction through Redis, a real worker process and PostgreSQL, as a user sends it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from producer import Client
+from shared.celery_app import app
+from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT
+from shared.db.engine import session_scope
+from shared.db.models import MLRequest
+from shared.errors import UnknownRequestError
+from tests.integration.conftest import run_mlq
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(worker: object, clean_db: str) -> Client:
+    return Client()
+
+
+def row(request_id: str) -> MLRequest | None:
+    with session_scope() as session:
+        return session.get(MLRequest, request_id)
+
+
+def test_a_prediction_through_the_queue_gives_a_label_and_a_request_id(client: Client) -> None:
+    request_id = client.predict(EXAMPLE_RECORD, endpoint="income_classifier")
+    result = client.result(request_id, timeout=30)
+    assert result["status"] == "OK"
+    assert result["label"] == "<=50K"
+    assert result["request_id"] == request_id
+    assert 0.5 < result["probability"] <= 1
+    assert result["algorithm"]["name"] == "random forest"
+    stored = row(request_id)
+    assert stored is not None
+    assert stored.status == "OK" and stored.label == "<=50K"
+    assert stored.input == EXAMPLE_RECORD
+    assert stored.response == result
+    assert stored.latency_ms is not None and stored.latency_ms > 0
+
+
+def test_status_selects_the_testing_algorithm(client: Client) -> None:
+    result = client.result(client.predict(EXAMPLE_RECORD, status="testing"), timeout=30)
+    assert (result["status"], result["label"]) == ("OK", "<=50K")
+    assert result["algorithm"]["name"] == "extra trees"
+
+
+def test_results_outlive_the_result_backend(client: Client) -> None:
+    request_id = client.predict(EXAMPLE_RECORD)
+    client.result(request_id, timeout=30)
+    app.backend.forget(request_id)  # as if the backend entry had expired
+    assert client.result(request_id)["label"] == "<=50K"
+
+
+def test_an_id_never_issued_says_so(client: Client) -> None:
+    with pytest.raises(UnknownRequestError, match="was ever issued"):
+        client.result(str(uuid.uuid4()), timeout=1)
+
+
+def test_a_redelivered_message_writes_no_second_row(client: Client) -> None:
+    request_id = str(uuid.uuid4())
+    kwargs = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier", "request_id": request_id}
+    first = app.send_task(TASK_PREDICT, kwargs=kwargs).get(timeout=30)
+    second = app.send_task(TASK_PREDICT, kwargs=kwargs).get(timeout=30)
+    assert first == second
+    with session_scope() as session:
+        rows = session.execute(
+            select(func.count()).select_from(MLRequest).where(MLRequest.id == request_id)
+        ).scalar_one()
+    assert rows == 1
+
+
+def test_without_a_request_id_the_task_id_keys_the_row(client: Client) -> None:
+    """A producer in another language sends only the record and the endpoint."""
+    sent = app.send_task(TASK_PREDICT, kwargs={"record": EXAMPLE_RECORD, "endpoint": "income_classifier"})
+    result = sent.get(timeout=30)
+    assert result["request_id"] == sent.id
+    assert row(sent.id) is not None
+
+
+def test_the_cli_predicts_and_answers_for_the_id_later(client: Client) -> None:
+    done = run_mlq("predict", "--endpoint", "income_classifier", "--json",
+                   json.dumps(EXAMPLE_RECORD), "--wait")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed["label"] == "<=50K" and printed["status"] == "OK"
+    later = run_mlq("result", printed["request_id"])
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout) == printed
+
+
+def test_the_cli_exits_non_zero_for_an_unknown_id(client: Client) -> None:
+    done = run_mlq("result", "never-issued-42")
+    assert done.returncode == 4
+    assert "no request with id 'never-issued-42' was ever issued" in done.stderr
+
+
+def test_the_cli_rejects_invalid_json_before_sending(client: Client) -> None:
+    done = run_mlq("predict", "--json", "{age: 37")
+    assert done.returncode == 2
+    assert "not valid JSON" in done.stderr
+
+
+def test_the_cli_lists_the_registry(client: Client) -> None:
+    done = run_mlq("algorithms")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("random forest" in line and "production" in line for line in lines)
+    assert any("extra trees" in line and "testing" in line for line in lines)

@@ -1,0 +1,69 @@
+"""Settings: embedded defaults, URL handling, and refusal of unsafe values."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ConfigurationError
+from shared.settings import Settings, normalise_database_url, redact_url
+
+URL_VARIABLES = ("MLQ_BROKER_URL", "MLQ_RESULT_BACKEND", "MLQ_DATABASE_URL", "MLQ_HOME")
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for name in URL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLQ_HOME", str(tmp_path))
+
+
+def test_with_nothing_set_everything_is_local_files(bare_env: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.from_env()
+    assert settings.broker_url == f"sqlite:///{tmp_path}/broker.sqlite"
+    assert settings.result_backend == f"db+sqlite:///{tmp_path}/results.sqlite"
+    assert settings.database_url == f"sqlite:///{tmp_path}/mlqueue.sqlite"
+    assert settings.broker_is_embedded
+
+
+def test_servers_are_configuration_only(bare_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLQ_BROKER_URL", "redis://localhost:6379/0")
+    monkeypatch.setenv("MLQ_RESULT_BACKEND", "redis://localhost:6379/1")
+    monkeypatch.setenv("MLQ_DATABASE_URL", "postgresql://u:secret@db/mlq")
+    settings = Settings.from_env()
+    assert not settings.broker_is_embedded
+    assert settings.database_url == "postgresql+psycopg://u:secret@db/mlq"
+    assert "secret" not in str(settings.describe())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MLQ_BROKER_URL", "http://example"), ("MLQ_DATABASE_URL", "mysql://db/x"),
+     ("MLQ_RESULT_BACKEND", "cache+memcached://x"), ("MLQ_TASK_TIME_LIMIT", "-5"),
+     ("MLQ_VISIBILITY_TIMEOUT", "ten")],
+)  # fmt: skip
+def test_unsupported_values_are_refused(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env()
+
+
+def test_visibility_timeout_must_outlast_the_longest_task(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLQ_TASK_TIME_LIMIT", "600")
+    monkeypatch.setenv("MLQ_VISIBILITY_TIMEOUT", "300")
+    with pytest.raises(ConfigurationError, match="must exceed"):
+        Settings.from_env()
+
+
+def test_passwords_are_redacted() -> None:
+    assert redact_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("postgresql://me:pw@h/db") == "postgresql://me:***@h/db"
+    assert redact_url("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+
+
+def test_database_urls_use_psycopg_3() -> None:
+    assert normalise_database_url("postgres://h/db") == "postgresql+psycopg://h/db"
+    assert normalise_database_url("postgresql+psycopg2://h/db") == "postgresql+psycopg://h/db"
