@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -31,8 +32,12 @@ from shared.db.engine import session_scope
 from shared.db.requests import get_response
 from shared.errors import UnknownRequestError
 
-IN_PROGRESS_STATES = {ISSUED_STATE: STATUS_QUEUED, "RECEIVED": STATUS_QUEUED,
-                      "STARTED": STATUS_RUNNING, "RETRY": STATUS_RUNNING}  # fmt: skip
+IN_PROGRESS_STATES = {
+    ISSUED_STATE: STATUS_QUEUED,
+    "RECEIVED": STATUS_QUEUED,
+    "STARTED": STATUS_RUNNING,
+    "RETRY": STATUS_RUNNING,
+}
 
 
 class Client:
@@ -84,10 +89,8 @@ class Client:
                 raise UnknownRequestError(f"no request with id {request_id!r} was ever issued")
             return stored
         if state in IN_PROGRESS_STATES and timeout > 0:
-            try:
+            with contextlib.suppress(CeleryTimeoutError):
                 pending.get(timeout=timeout, propagate=False, interval=0.02)
-            except CeleryTimeoutError:
-                pass
             state = pending.state
         if state == "SUCCESS":
             return dict(pending.result)

@@ -22,7 +22,6 @@ from shared.celery_app import app as default_app
 from shared.contracts import QUEUES, TASK_ECHO
 from shared.errors import MlqError
 
-
 PRIVATE_QUEUE_PREFIX = "worker."
 
 
@@ -58,11 +57,20 @@ class LocalWorker:
         # worker on the same broker cannot answer for this one.
         self.private_queue = f"{PRIVATE_QUEUE_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         self.command = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker",
-            "--loglevel=INFO", f"--concurrency={concurrency}", f"--hostname={name}@%h",
-            f"--queues={','.join((*queues, self.private_queue))}", "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            f"--hostname={name}@%h",
+            f"--queues={','.join((*queues, self.private_queue))}",
+            "--without-gossip",
+            "--without-mingle",
             *extra_args,
-        ]  # fmt: skip
+        ]
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -70,9 +78,12 @@ class LocalWorker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.wait_ready(timeout)
         return self
 
@@ -92,7 +103,9 @@ class LocalWorker:
             except CeleryTimeoutError:
                 continue
         self.stop()
-        raise WorkerStartError(f"the worker was not ready after {timeout:.0f}s; see {self.log_path}")
+        raise WorkerStartError(
+            f"the worker was not ready after {timeout:.0f}s; see {self.log_path}"
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         try:

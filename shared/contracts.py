@@ -7,7 +7,7 @@ written from this module; keep the two in step.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 # Queues. Single records and batch chunks travel apart so that one prediction is never
 # stuck behind a large batch; control work (A/B evaluation) has its own lane too.
@@ -31,10 +31,10 @@ DEFAULT_STATUS = "production"
 
 # Result states of a request, as `mlq result` and `Client.result` report them. OK and
 # ERROR are final (a row exists); QUEUED and RUNNING are not yet.
-STATUS_OK = "OK"
-STATUS_ERROR = "ERROR"
-STATUS_QUEUED = "QUEUED"
-STATUS_RUNNING = "RUNNING"
+STATUS_OK: Final = "OK"
+STATUS_ERROR: Final = "ERROR"
+STATUS_QUEUED: Final = "QUEUED"
+STATUS_RUNNING: Final = "RUNNING"
 RequestStatus = Literal["OK", "ERROR", "QUEUED", "RUNNING"]
 # The producer marks a request id in the result backend with this Celery state before
 # sending it, so that an id it issued is told apart from one never issued (PENDING).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,6 @@ from shared.errors import (
     NoAlgorithmError,
     UnknownEndpointError,
 )
-
 
 _ACTIVE = MLAlgorithmStatus.active.is_(True)
 _MANIFEST_FIELDS = ("endpoint", "name", "version", "initial_status", "description", "code", "owner")
@@ -81,9 +80,14 @@ def register_algorithm(
         raise ConfigurationError(f"status {initial_status!r} is not one of {', '.join(STATUSES)}")
     endpoint_id = ensure_endpoint(session, name=endpoint, owner=owner)
     values = dict(
-        endpoint_id=endpoint_id, name=name, version=version, description=description,
-        code=code, owner=owner, artifact_sha256=artifact_sha256,
-    )  # fmt: skip
+        endpoint_id=endpoint_id,
+        name=name,
+        version=version,
+        description=description,
+        code=code,
+        owner=owner,
+        artifact_sha256=artifact_sha256,
+    )
     statement = insert(session, MLAlgorithm).values(**values)
     session.execute(
         statement.on_conflict_do_update(
@@ -103,9 +107,12 @@ def register_algorithm(
             session.execute(
                 insert(session, MLAlgorithmStatus)
                 .values(
-                    algorithm_id=algorithm_id, endpoint_id=endpoint_id, status=initial_status,
-                    active=True, created_by=created_by,
-                )  # fmt: skip
+                    algorithm_id=algorithm_id,
+                    endpoint_id=endpoint_id,
+                    status=initial_status,
+                    active=True,
+                    created_by=created_by,
+                )
                 .on_conflict_do_nothing(index_elements=["algorithm_id"], index_where=text("active"))
             )
     except IntegrityError:
@@ -126,13 +133,19 @@ def register_manifest(
     )
 
 
-def _algorithms_query():  # type: ignore[no-untyped-def]
+def _algorithms_query() -> Select[*tuple[Any, ...]]:
     return (
         select(
-            MLAlgorithm.id, Endpoint.name, MLAlgorithm.name, MLAlgorithm.version,
-            MLAlgorithmStatus.status, MLAlgorithm.description, MLAlgorithm.owner,
-            MLAlgorithm.artifact_sha256, MLAlgorithm.created_at,
-        )  # fmt: skip
+            MLAlgorithm.id,
+            Endpoint.name,
+            MLAlgorithm.name,
+            MLAlgorithm.version,
+            MLAlgorithmStatus.status,
+            MLAlgorithm.description,
+            MLAlgorithm.owner,
+            MLAlgorithm.artifact_sha256,
+            MLAlgorithm.created_at,
+        )
         .join(Endpoint, MLAlgorithm.endpoint_id == Endpoint.id)
         .join(
             MLAlgorithmStatus,
@@ -214,8 +227,11 @@ def set_status(session: Session, *, algorithm_id: int, status: str, created_by: 
     )
     session.add(
         MLAlgorithmStatus(
-            algorithm_id=algorithm_id, endpoint_id=endpoint_id, status=status,
-            active=True, created_by=created_by,
-        )  # fmt: skip
+            algorithm_id=algorithm_id,
+            endpoint_id=endpoint_id,
+            status=status,
+            active=True,
+            created_by=created_by,
+        )
     )
     session.flush()

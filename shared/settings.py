@@ -60,7 +60,6 @@ class Settings:
     broker_url: str
     result_backend: str
     database_url: str
-    log_level: str = "INFO"
     # How long a finished task's result stays in the result backend. Rows in the
     # database outlive it: `mlq result` reads them first.
     result_expires_s: int = 7 * 24 * 3600
@@ -86,7 +85,6 @@ class Settings:
             broker_url=_check_scheme("MLQ_BROKER_URL", broker_url, BROKER_SCHEMES),
             result_backend=_check_scheme("MLQ_RESULT_BACKEND", result_backend, BACKEND_SCHEMES),
             database_url=_check_scheme("MLQ_DATABASE_URL", database_url, DATABASE_SCHEMES),
-            log_level=os.environ.get("MLQ_LOG_LEVEL", "INFO").upper(),
             result_expires_s=_positive_int("MLQ_RESULT_EXPIRES", 7 * 24 * 3600),
             visibility_timeout_s=_positive_int("MLQ_VISIBILITY_TIMEOUT", 3600),
             task_time_limit_s=_positive_int("MLQ_TASK_TIME_LIMIT", 600),

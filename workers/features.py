@@ -8,9 +8,10 @@ always travel together. Nothing here imports Celery or the database.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,22 @@ from shared.errors import InvalidRecordError
 TARGET = "income"
 # The UCI file has no header; this is its column order.
 ADULT_COLUMNS = (
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
-    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
-    "hours-per-week", "native-country", TARGET,
-)  # fmt: skip
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    TARGET,
+)
 
 # Domain bounds of the numeric features: what a real person's record can hold. Values
 # outside the training range but inside these are accepted (the trees treat them like
@@ -38,9 +51,15 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float]] = {
     "hours-per-week": (0, 168),
 }
 CATEGORICAL = (
-    "workclass", "education", "marital-status", "occupation", "relationship", "race",
-    "sex", "native-country",
-)  # fmt: skip
+    "workclass",
+    "education",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "native-country",
+)
 # The data set's marker for an unknown value; accepted in requests and filled with the
 # training mode of the column.
 MISSING = "?"
@@ -101,20 +120,27 @@ class FeatureSchema:
         return {
             "order": list(self.order),
             "numeric": {
-                n: {"min": f.minimum, "max": f.maximum, "observed_min": f.observed_min,
-                    "observed_max": f.observed_max, "fill": f.fill}
+                n: {
+                    "min": f.minimum,
+                    "max": f.maximum,
+                    "observed_min": f.observed_min,
+                    "observed_max": f.observed_max,
+                    "fill": f.fill,
+                }
                 for n, f in self.numeric.items()
             },
             "categorical": {
                 n: {"categories": list(f.categories), "fill": f.fill}
                 for n, f in self.categorical.items()
             },
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
         numeric = {
-            n: NumericFeature(n, f["min"], f["max"], f["observed_min"], f["observed_max"], f["fill"])
+            n: NumericFeature(
+                n, f["min"], f["max"], f["observed_min"], f["observed_max"], f["fill"]
+            )
             for n, f in data["numeric"].items()
         }
         categorical = {
@@ -131,7 +157,9 @@ class FeatureSchema:
             raise InvalidRecordError(
                 None, f"a record must be a JSON object, got {_json_type(record)}"
             )
-        extra = sorted(str(k) for k in record if k not in self.numeric and k not in self.categorical)
+        extra = sorted(
+            str(k) for k in record if k not in self.numeric and k not in self.categorical
+        )
         if extra:
             raise InvalidRecordError(extra[0], "unknown field" + _listing(extra))
         missing = [name for name in self.order if name not in record]
@@ -208,7 +236,7 @@ class FeatureSchema:
         return self.transform(pd.DataFrame.from_records(list(records), columns=list(self.order)))
 
 
-def read_adult(path: str | Iterable[str]) -> pd.DataFrame:
+def read_adult(path: str | Path) -> pd.DataFrame:
     """The UCI Adult file as a frame: stripped strings, '?' kept as the missing marker."""
     return pd.read_csv(
         path, header=None, names=list(ADULT_COLUMNS), skipinitialspace=True, na_filter=False

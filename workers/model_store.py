@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,17 +58,18 @@ class ModelStore:
     def load_all(self, artifacts_dir: Path) -> list[LoadedModel]:
         artifacts = list(find_artifacts(artifacts_dir))
         if not artifacts:
-            raise ArtifactError(
-                f"no model artifacts under {artifacts_dir}; run `mlq train` first"
-            )
+            raise ArtifactError(f"no model artifacts under {artifacts_dir}; run `mlq train` first")
         for artifact in artifacts:
             started = time.perf_counter()
             model = load_model(artifact)
             self._models[model.key] = model
             log.info(
                 "loaded model %s %s (sha256 %s...) in %.2fs",
-                model.key[1], model.key[2], artifact.sha256[:12], time.perf_counter() - started,
-            )  # fmt: skip
+                model.key[1],
+                model.key[2],
+                artifact.sha256[:12],
+                time.perf_counter() - started,
+            )
         return list(self._models.values())
 
     def add(self, model: LoadedModel) -> None:
@@ -85,5 +87,5 @@ class ModelStore:
     def __len__(self) -> int:
         return len(self._models)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[LoadedModel]:
         return iter(self._models.values())

@@ -121,6 +121,10 @@ def serve_prediction(
             return stored  # type: ignore[return-value]
     log.info(
         "request %s: %s %s on %s in %.1f ms",
-        request_id, result["status"], result["label"] or result["error"], endpoint, latency_ms,
-    )  # fmt: skip
+        request_id,
+        result["status"],
+        result["label"] or result["error"],
+        endpoint,
+        latency_ms,
+    )
     return result

@@ -97,9 +97,8 @@ def train(force: bool, data: Path | None) -> None:
 def train_and_register(*, force: bool, data: Path | None, to_stderr: bool = False) -> None:
     # Training is the one CLI path that needs the model code; the enqueueing paths
     # never import it.
-    from workers.training import ADULT_DATA, train_missing
-
     from shared.settings import get_settings
+    from workers.training import ADULT_DATA, train_missing
 
     artifacts = train_missing(
         get_settings().artifacts_dir,
@@ -211,7 +210,9 @@ def predict(
 
 @cli.command()
 @click.argument("request_id")
-@click.option("--wait", "timeout", type=float, default=0, help="Seconds to wait for a final result.")
+@click.option(
+    "--wait", "timeout", type=float, default=0, help="Seconds to wait for a final result."
+)
 def result(request_id: str, timeout: float) -> None:
     """Print the result of a request by id (exit 4 when the id was never issued)."""
     from producer.client import Client

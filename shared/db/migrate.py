@@ -20,7 +20,9 @@ def alembic_config(url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Alembic's config is an INI parser: '%' must be doubled in URLs with escapes.
-    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%")
+    )
     return config
 
 

@@ -81,9 +81,11 @@ def clean_db(database: str, artifacts_dir: Path) -> str:
     with session_scope(database) as session:
         for artifact in find_artifacts(artifacts_dir):
             register_manifest(
-                session, manifest=artifact.manifest, artifact_sha256=artifact.sha256,
+                session,
+                manifest=artifact.manifest,
+                artifact_sha256=artifact.sha256,
                 created_by="tests",
-            )  # fmt: skip
+            )
     return database
 
 
@@ -98,9 +100,14 @@ def worker(database: str, artifacts_dir: Path) -> Iterator[object]:
     process.stop()
 
 
-def run_mlq(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_mlq(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the `mlq` command line as a user would, in a child process."""
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -37,7 +37,9 @@ BAD_RECORDS: list[tuple[str, Any, str | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "record", "field", "reason"), BAD_RECORDS, ids=[c[0] for c in BAD_RECORDS])
+@pytest.mark.parametrize(
+    ("case", "record", "field", "reason"), BAD_RECORDS, ids=[c[0] for c in BAD_RECORDS]
+)
 def test_a_bad_record_gets_a_clear_error_and_an_error_row(
     client: Client, case: str, record: Any, field: str | None, reason: str
 ) -> None:
@@ -81,10 +83,17 @@ def test_an_unknown_version(client: Client) -> None:
 def test_an_ambiguous_selection(client: Client) -> None:
     with session_scope() as session:
         register_algorithm(
-            session, endpoint="income_classifier", name="extra trees", version="0.0.2",
-            initial_status="testing", description="", code="", owner="tests",
-            artifact_sha256=None, created_by="tests",
-        )  # fmt: skip
+            session,
+            endpoint="income_classifier",
+            name="extra trees",
+            version="0.0.2",
+            initial_status="testing",
+            description="",
+            code="",
+            owner="tests",
+            artifact_sha256=None,
+            created_by="tests",
+        )
     error = selection_error(client, status="testing")
     assert error["code"] == "ambiguous_selection"
     assert "name a version" in error["message"]

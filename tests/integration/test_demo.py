@@ -18,8 +18,11 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path)
     env["MLQ_HOME"] = str(tmp_path / "home")
     done = subprocess.run(
         [sys.executable, "-m", "producer.cli", "demo"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout)
     assert result["status"] == "OK" and result["label"] == "<=50K"
@@ -27,7 +30,10 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path)
     assert (tmp_path / "home" / "mlqueue.sqlite").exists()
     later = subprocess.run(
         [sys.executable, "-m", "producer.cli", "result", result["request_id"]],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert later.returncode == 0, later.stderr
     assert json.loads(later.stdout)["label"] == "<=50K"

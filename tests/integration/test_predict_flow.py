@@ -78,15 +78,18 @@ def test_a_redelivered_message_writes_no_second_row(client: Client) -> None:
 
 def test_without_a_request_id_the_task_id_keys_the_row(client: Client) -> None:
     """A producer in another language sends only the record and the endpoint."""
-    sent = app.send_task(TASK_PREDICT, kwargs={"record": EXAMPLE_RECORD, "endpoint": "income_classifier"})
+    sent = app.send_task(
+        TASK_PREDICT, kwargs={"record": EXAMPLE_RECORD, "endpoint": "income_classifier"}
+    )
     result = sent.get(timeout=30)
     assert result["request_id"] == sent.id
     assert row(sent.id) is not None
 
 
 def test_the_cli_predicts_and_answers_for_the_id_later(client: Client) -> None:
-    done = run_mlq("predict", "--endpoint", "income_classifier", "--json",
-                   json.dumps(EXAMPLE_RECORD), "--wait")  # fmt: skip
+    done = run_mlq(
+        "predict", "--endpoint", "income_classifier", "--json", json.dumps(EXAMPLE_RECORD), "--wait"
+    )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["label"] == "<=50K" and printed["status"] == "OK"

@@ -24,22 +24,29 @@ def _register_all(artifacts_dir: str, barrier: multiprocessing.synchronize.Barri
     with session_scope() as session:
         for artifact in artifacts:
             register_manifest(
-                session, manifest=artifact.manifest, artifact_sha256=artifact.sha256,
+                session,
+                manifest=artifact.manifest,
+                artifact_sha256=artifact.sha256,
                 created_by="racer",
-            )  # fmt: skip
+            )
 
 
 def test_eight_processes_registering_at_once_make_one_set_of_rows(
     database: str, artifacts_dir: Path
 ) -> None:
     with get_engine(database).begin() as connection:
-        connection.execute(text("TRUNCATE ml_request, ab_test, ml_algorithm_status, "
-                                "ml_algorithm, endpoint RESTART IDENTITY CASCADE"))  # fmt: skip
+        connection.execute(
+            text(
+                "TRUNCATE ml_request, ab_test, ml_algorithm_status, "
+                "ml_algorithm, endpoint RESTART IDENTITY CASCADE"
+            )
+        )
     get_engine(database).dispose()
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(8)
-    racers = [context.Process(target=_register_all, args=(str(artifacts_dir), barrier))
-              for _ in range(8)]  # fmt: skip
+    racers = [
+        context.Process(target=_register_all, args=(str(artifacts_dir), barrier)) for _ in range(8)
+    ]
     for racer in racers:
         racer.start()
     for racer in racers:
@@ -47,6 +54,7 @@ def test_eight_processes_registering_at_once_make_one_set_of_rows(
     assert [racer.exitcode for racer in racers] == [0] * 8
 
     with session_scope() as session:
+
         def count(model: type, *where: object) -> int:
             query = select(func.count()).select_from(model).where(*where)
             return session.execute(query).scalar_one()

@@ -60,9 +60,9 @@ def test_bad_fields_name_the_field_and_the_reason(
 
 
 @pytest.mark.parametrize(
-    ("record", "kind"), [([EXAMPLE_RECORD], "an array"), (42, "a number"), ("x", "a string"),
-                         (None, "null")]
-)  # fmt: skip
+    ("record", "kind"),
+    [([EXAMPLE_RECORD], "an array"), (42, "a number"), ("x", "a string"), (None, "null")],
+)
 def test_a_record_must_be_an_object(schema: FeatureSchema, record: object, kind: str) -> None:
     with pytest.raises(InvalidRecordError, match=f"must be a JSON object, got {kind}"):
         schema.validate(record)

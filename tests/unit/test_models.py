@@ -28,7 +28,9 @@ def label_of(model: LoadedModel, record: dict[str, object]) -> str:
 
 
 def test_random_forest_labels_the_tutorial_record(store: ModelStore) -> None:
-    assert label_of(store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1"), EXAMPLE_RECORD) == "<=50K"
+    assert (
+        label_of(store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1"), EXAMPLE_RECORD) == "<=50K"
+    )
 
 
 def test_extra_trees_labels_the_tutorial_record(store: ModelStore) -> None:

@@ -28,10 +28,17 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def register(session: Session, name: str, version: str = "0.0.1", status: str = "testing") -> int:
     info = register_algorithm(
-        session, endpoint="income_classifier", name=name, version=version,
-        initial_status=status, description="", code="", owner="tests",
-        artifact_sha256=None, created_by="tests",
-    )  # fmt: skip
+        session,
+        endpoint="income_classifier",
+        name=name,
+        version=version,
+        initial_status=status,
+        description="",
+        code="",
+        owner="tests",
+        artifact_sha256=None,
+        created_by="tests",
+    )
     session.commit()
     return info.id
 
@@ -65,8 +72,15 @@ def test_registration_never_resets_a_later_status(session: Session) -> None:
 def test_the_database_allows_one_active_status_per_algorithm(session: Session) -> None:
     algorithm_id = register(session, "extra trees")
     endpoint_id = session.execute(select(Endpoint.id)).scalar_one()
-    session.add(MLAlgorithmStatus(algorithm_id=algorithm_id, endpoint_id=endpoint_id,
-                                  status="staging", active=True, created_by="sneaky"))  # fmt: skip
+    session.add(
+        MLAlgorithmStatus(
+            algorithm_id=algorithm_id,
+            endpoint_id=endpoint_id,
+            status="staging",
+            active=True,
+            created_by="sneaky",
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
 
@@ -83,7 +97,7 @@ def test_the_database_allows_one_production_algorithm_per_endpoint(session: Sess
 
 def test_selection_of_an_unknown_endpoint_is_its_own_error(session: Session) -> None:
     register(session, "random forest", status="production")
-    with pytest.raises(UnknownEndpointError, match="unknown endpoint 'nope'.*income_classifier"):
+    with pytest.raises(UnknownEndpointError, match=r"unknown endpoint 'nope'.*income_classifier"):
         select_algorithm(session, endpoint="nope")
     assert select_algorithm(session, endpoint="income_classifier").name == "random forest"
 

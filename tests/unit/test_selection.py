@@ -38,13 +38,16 @@ def test_version_narrows_an_ambiguous_status() -> None:
 
 
 def test_no_match_is_a_clear_error_listing_what_exists() -> None:
-    with pytest.raises(NoAlgorithmError, match="no algorithm with status 'production' and "
-                       "version '9.9.9'.*random forest 0.0.1 \\(production\\)"):  # fmt: skip
+    with pytest.raises(
+        NoAlgorithmError,
+        match=r"no algorithm with status 'production' and "
+        r"version '9\.9\.9'.*random forest 0\.0\.1 \(production\)",
+    ):
         choose(RF, ET, version="9.9.9")
 
 
 def test_several_matches_ask_for_a_version() -> None:
-    with pytest.raises(AmbiguousSelectionError, match="2 algorithms .* name a version"):
+    with pytest.raises(AmbiguousSelectionError, match=r"2 algorithms .* name a version"):
         choose(RF, ET, ET2, status="testing")
 
 

@@ -37,10 +37,14 @@ def test_servers_are_configuration_only(bare_env: None, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MLQ_BROKER_URL", "http://example"), ("MLQ_DATABASE_URL", "mysql://db/x"),
-     ("MLQ_RESULT_BACKEND", "cache+memcached://x"), ("MLQ_TASK_TIME_LIMIT", "-5"),
-     ("MLQ_VISIBILITY_TIMEOUT", "ten")],
-)  # fmt: skip
+    [
+        ("MLQ_BROKER_URL", "http://example"),
+        ("MLQ_DATABASE_URL", "mysql://db/x"),
+        ("MLQ_RESULT_BACKEND", "cache+memcached://x"),
+        ("MLQ_TASK_TIME_LIMIT", "-5"),
+        ("MLQ_VISIBILITY_TIMEOUT", "ten"),
+    ],
+)
 def test_unsupported_values_are_refused(
     bare_env: None, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
