@@ -12,26 +12,37 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
 
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
+from sqlalchemy.orm import Session
 
+from producer.batch_input import chunked, iter_records
 from shared.celery_app import app as default_app
 from shared.contracts import (
+    DEFAULT_CHUNK_SIZE,
     DEFAULT_ENDPOINT,
     ISSUED_STATE,
     STATUS_ERROR,
     STATUS_QUEUED,
     STATUS_RUNNING,
     TASK_PREDICT,
+    TASK_PREDICT_BATCH,
+    batch_request_id,
+    parse_batch_request_id,
 )
+from shared.db.batches import batch_progress, create_batch, finish_submission
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
-from shared.errors import UnknownRequestError
+from shared.errors import MlqError, UnknownRequestError
 
+BATCH_POLL_INTERVAL = 0.2
 IN_PROGRESS_STATES = {
     ISSUED_STATE: STATUS_QUEUED,
     "RECEIVED": STATUS_QUEUED,
@@ -71,6 +82,64 @@ class Client:
             raise
         return request_id
 
+    def submit_batch(
+        self,
+        records: Any,
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        status: str | None = None,
+        version: str | None = None,
+        batch_id: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        source: str | None = None,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> BatchSubmission:
+        """Send many records (a DataFrame or any iterable of records) in chunks.
+
+        Returns the batch id and the request id of every record, in input order. The
+        input is streamed: only one chunk is held at a time. ``on_sent`` is called with
+        the number of records sent so far after every chunk. Submitting again with the
+        same ``batch_id`` and input writes nothing twice.
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        batch_id = batch_id or uuid.uuid4().hex
+        with session_scope() as session:
+            create_batch(
+                session, batch_id=batch_id, endpoint=endpoint, status=status,
+                version=version, source=source,
+            )  # fmt: skip
+        sent = 0
+        for chunk in chunked(iter_records(records), chunk_size):
+            kwargs: dict[str, Any] = {
+                "batch_id": batch_id, "endpoint": endpoint, "start": sent, "records": chunk,
+                "status": status, "version": version,
+            }  # fmt: skip
+            try:
+                self.app.send_task(
+                    TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
+                )
+            except Exception as error:
+                raise BatchSubmitError(
+                    f"batch {batch_id}: sending stopped after {sent} records ({error!r}); "
+                    f"records from position {sent} on were not sent: submit the same input "
+                    f"again with batch id {batch_id} to finish it"
+                ) from error
+            sent += len(chunk)
+            if on_sent:
+                on_sent(sent)
+        with session_scope() as session:
+            finish_submission(session, batch_id=batch_id, total=sent)
+        return BatchSubmission(batch_id, sent)
+
+    def batch_status(self, batch_id: str) -> dict[str, Any]:
+        """Progress of a batch: total, done, ok, failed, rate (one database query)."""
+        with session_scope() as session:
+            progress = batch_progress(session, batch_id=batch_id)
+        if progress is None:
+            raise UnknownBatchError(f"no batch with id {batch_id!r} was ever submitted")
+        return progress.as_dict()
+
     def result(self, request_id: str, timeout: float = 0) -> dict[str, Any]:
         """The result of a request: final (status OK or ERROR) once a worker recorded it.
 
@@ -81,13 +150,9 @@ class Client:
         pending = AsyncResult(request_id, app=self.app)
         state = pending.state
         if state == "PENDING":
-            # The backend does not know it: never issued, or its backend entry expired.
-            # The database keeps every recorded request for good.
-            with session_scope() as session:
-                stored = get_response(session, request_id=request_id)
-            if stored is None:
-                raise UnknownRequestError(f"no request with id {request_id!r} was ever issued")
-            return stored
+            # The backend does not know it: a record of a batch, an id never issued, or
+            # one whose backend entry expired. The database keeps every recorded request.
+            return self._stored_result(request_id, timeout)
         if state in IN_PROGRESS_STATES and timeout > 0:
             with contextlib.suppress(CeleryTimeoutError):
                 pending.get(timeout=timeout, propagate=False, interval=0.02)
@@ -101,3 +166,71 @@ class Client:
                 "error": {"code": "task_failed", "message": repr(pending.result)},
             }
         return {"request_id": request_id, "status": IN_PROGRESS_STATES.get(state, STATUS_QUEUED)}
+
+    def _stored_result(self, request_id: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with session_scope() as session:
+                stored = get_response(session, request_id=request_id)
+                if stored is not None:
+                    return stored
+                if not self._is_queued_batch_record(session, request_id):
+                    raise UnknownRequestError(f"no request with id {request_id!r} was ever issued")
+            if time.monotonic() >= deadline:
+                return {"request_id": request_id, "status": STATUS_QUEUED}
+            time.sleep(BATCH_POLL_INTERVAL)
+
+    @staticmethod
+    def _is_queued_batch_record(session: Session, request_id: str) -> bool:
+        parsed = parse_batch_request_id(request_id)
+        if parsed is None:
+            return False
+        progress = batch_progress(session, batch_id=parsed[0])
+        return progress is not None and (progress.total is None or parsed[1] < progress.total)
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """A submitted batch: its id and, derived from it, every record's request id."""
+
+    batch_id: str
+    total: int
+
+    @property
+    def request_ids(self) -> RequestIds:
+        return RequestIds(self.batch_id, self.total)
+
+
+class RequestIds(Sequence[str]):
+    """The request ids of a batch's records in input order, made on demand (a batch of
+    millions needs no list of millions)."""
+
+    def __init__(self, batch_id: str, total: int) -> None:
+        self.batch_id = batch_id
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.total))]
+        if index < 0:
+            index += self.total
+        if not 0 <= index < self.total:
+            raise IndexError(index)
+        return batch_request_id(self.batch_id, index)
+
+
+class BatchSubmitError(MlqError):
+    """Sending a batch stopped part way."""
+
+    code = "batch_submit"
+
+
+class UnknownBatchError(UnknownRequestError):
+    """No batch with this id was ever submitted."""

@@ -19,12 +19,35 @@ QUEUES = (QUEUE_PREDICT, QUEUE_BATCH, QUEUE_FEEDBACK, QUEUE_CONTROL)
 
 # Task names.
 TASK_PREDICT = "mlq.predict"
+TASK_PREDICT_BATCH = "mlq.predict_batch"
 TASK_ECHO = "mlq.echo"
 
 TASK_QUEUES = {
     TASK_PREDICT: QUEUE_PREDICT,
+    TASK_PREDICT_BATCH: QUEUE_BATCH,
     TASK_ECHO: QUEUE_PREDICT,
 }
+
+# Records of a batch go to workers in chunks of this many (one message, one
+# predict_proba, one bulk write each); `benchmarks/batch_throughput.py` measures it.
+DEFAULT_CHUNK_SIZE = 2000
+
+
+def batch_request_id(batch_id: str, position: int) -> str:
+    """The request id of the record at ``position`` (0-based) of a batch.
+
+    Derived, not random: a chunk sent twice writes the same ids, so a resubmitted batch
+    scores only what is missing.
+    """
+    return f"{batch_id}:{position}"
+
+
+def parse_batch_request_id(request_id: str) -> tuple[str, int] | None:
+    batch_id, sep, position = request_id.rpartition(":")
+    if not sep or not position.isdigit():
+        return None
+    return batch_id, int(position)
+
 
 DEFAULT_ENDPOINT = "income_classifier"
 DEFAULT_STATUS = "production"
@@ -49,6 +72,26 @@ class PredictKwargs(TypedDict):
     request_id: NotRequired[str]  # default: the Celery task id, stable on redelivery
     status: NotRequired[str | None]  # default: "production"
     version: NotRequired[str | None]
+
+
+class PredictBatchKwargs(TypedDict):
+    """Keyword arguments of ``mlq.predict_batch``: one chunk of a batch."""
+
+    batch_id: str
+    endpoint: str
+    start: int  # input position of records[0]; record i gets batch_request_id(batch_id, start + i)
+    records: list[Any]
+    status: NotRequired[str | None]
+    version: NotRequired[str | None]
+
+
+class PredictBatchResult(TypedDict):
+    batch_id: str
+    start: int
+    count: int
+    ok: int
+    errors: int
+    written: int  # 0 when the chunk had been written before (a redelivery)
 
 
 class AlgorithmRef(TypedDict):

@@ -18,6 +18,8 @@ from shared.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
+# Raised when the manifest's layout changes; older artifacts are retrained by `mlq train`.
+MANIFEST_FORMAT = 2
 
 
 def sha256_of(path: Path) -> str:
@@ -49,7 +51,12 @@ class Artifact:
         return str(self.manifest["files"][MODEL_FILE]["sha256"])
 
     def verify(self) -> None:
-        """Raise ArtifactError unless every file matches the hash in the manifest."""
+        """Raise ArtifactError unless the manifest is current and every file matches its hash."""
+        if self.manifest.get("format") != MANIFEST_FORMAT:
+            raise ArtifactError(
+                f"{self.folder} was built by another mlqueue version (manifest format "
+                f"{self.manifest.get('format')}, expected {MANIFEST_FORMAT}): run `mlq train`"
+            )
         for filename, meta in self.manifest["files"].items():
             path = self.folder / filename
             if not path.is_file():

@@ -77,17 +77,30 @@ class NumericFeature:
 
 @dataclass(frozen=True)
 class CategoricalFeature:
+    """``categories`` are the values a record may hold (every value of the data set);
+    ``trained`` those the model saw in training, which it encodes. A category allowed
+    but unseen in training is treated like a missing value."""
+
     name: str
     categories: tuple[str, ...]
+    trained: tuple[str, ...]
     fill: str
 
     @cached_property
     def index(self) -> pd.Index:
-        return pd.Index(self.categories)
+        return pd.Index(self.trained)
 
     @cached_property
     def fill_code(self) -> int:
-        return self.categories.index(self.fill)
+        return self.trained.index(self.fill)
+
+    @cached_property
+    def code_of(self) -> dict[str, int]:
+        return {category: code for code, category in enumerate(self.trained)}
+
+    @cached_property
+    def accepted(self) -> frozenset[str]:
+        return frozenset((*self.categories, MISSING))
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,12 @@ class FeatureSchema:
     categorical: dict[str, CategoricalFeature]
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame) -> FeatureSchema:
-        """Learn categories and fill values (mode, median) from training rows."""
+    def fit(cls, frame: pd.DataFrame, domain: pd.DataFrame | None = None) -> FeatureSchema:
+        """Learn categories and fill values (mode, median) from training rows.
+
+        ``domain`` (default: the training rows) gives the categories a record may hold.
+        """
+        domain = frame if domain is None else domain
         numeric = {}
         for name, (low, high) in NUMERIC_BOUNDS.items():
             column = frame[name]
@@ -110,8 +127,12 @@ class FeatureSchema:
         categorical = {}
         for name in CATEGORICAL:
             known = frame[name][frame[name] != MISSING]
+            allowed = domain[name][domain[name] != MISSING]
             categorical[name] = CategoricalFeature(
-                name, tuple(sorted(known.unique())), str(known.mode().iloc[0])
+                name,
+                tuple(sorted(allowed.unique())),
+                tuple(sorted(known.unique())),
+                str(known.mode().iloc[0]),
             )
         order = tuple(c for c in ADULT_COLUMNS if c != TARGET)
         return cls(order, numeric, categorical)
@@ -130,7 +151,7 @@ class FeatureSchema:
                 for n, f in self.numeric.items()
             },
             "categorical": {
-                n: {"categories": list(f.categories), "fill": f.fill}
+                n: {"categories": list(f.categories), "trained": list(f.trained), "fill": f.fill}
                 for n, f in self.categorical.items()
             },
         }
@@ -144,7 +165,7 @@ class FeatureSchema:
             for n, f in data["numeric"].items()
         }
         categorical = {
-            n: CategoricalFeature(n, tuple(f["categories"]), f["fill"])
+            n: CategoricalFeature(n, tuple(f["categories"]), tuple(f["trained"]), f["fill"])
             for n, f in data["categorical"].items()
         }
         return cls(tuple(data["order"]), numeric, categorical)
@@ -182,12 +203,14 @@ class FeatureSchema:
             raise InvalidRecordError(
                 feature.name, f"expected a number, got {_json_type(value)} {_short(value)}"
             )
-        if not math.isfinite(value):
+        # Python ints compare exactly with the bounds, however large; only floats can be
+        # NaN or infinite.
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidRecordError(feature.name, f"{value} is not a finite number")
         if not feature.minimum <= value <= feature.maximum:
             raise InvalidRecordError(
                 feature.name,
-                f"{value} is out of range [{feature.minimum:g}, {feature.maximum:g}]",
+                f"{_short(value)} is out of range [{feature.minimum:g}, {feature.maximum:g}]",
             )
         return float(value)
 
@@ -210,7 +233,87 @@ class FeatureSchema:
             )
         return text
 
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        return frozenset(self.order)
+
+    def validate_many(self, records: Sequence[object]) -> ValidatedChunk:
+        """Validate many records at once, as ``validate`` would one by one.
+
+        Well-formed records are checked column by column; only the records this fast
+        path rejects go through ``validate``, which gives their exact error (and has the
+        last word: a record it accepts is used).
+        """
+        try:
+            positions, columns = self._accept_columns(records)
+        except (OverflowError, ValueError, TypeError):
+            positions, columns = [], {name: [] for name in self.order}
+        frame = pd.DataFrame(columns, columns=list(self.order))
+        errors: dict[int, InvalidRecordError] = {}
+        rescued: list[tuple[int, dict[str, Any]]] = []
+        accepted = set(positions)
+        for position, record in enumerate(records):
+            if position in accepted:
+                continue
+            try:
+                rescued.append((position, self.validate(record)))
+            except InvalidRecordError as error:
+                errors[position] = error
+        if rescued:
+            extra = pd.DataFrame([clean for _, clean in rescued], columns=list(self.order))
+            positions = positions + [position for position, _ in rescued]
+            frame = pd.concat([frame, extra], ignore_index=True)
+            order = np.argsort(positions, kind="stable")
+            frame = frame.iloc[order].reset_index(drop=True)
+            positions = [positions[i] for i in order]
+        return ValidatedChunk(frame, positions, errors)
+
+    def _accept_columns(
+        self, records: Sequence[object]
+    ) -> tuple[list[int], dict[str, list[Any] | np.ndarray]]:
+        fields = self.fields
+        shaped = [i for i, r in enumerate(records) if type(r) is dict and r.keys() == fields]
+        rows = [records[i] for i in shaped]
+        good = np.ones(len(rows), dtype=bool)
+        columns: dict[str, list[Any] | np.ndarray] = {}
+        for name in self.order:
+            raw = [row[name] for row in rows]  # type: ignore[index]
+            if name in self.numeric:
+                feature = self.numeric[name]
+                is_number = np.fromiter(
+                    (type(v) is int or type(v) is float for v in raw), bool, len(raw)
+                )
+                values = np.array(
+                    [v if ok else np.nan for v, ok in zip(raw, is_number, strict=True)],
+                    dtype=np.float64,
+                )
+                with np.errstate(invalid="ignore"):
+                    good &= is_number & (values >= feature.minimum) & (values <= feature.maximum)
+                columns[name] = values
+            else:
+                allowed = self.categorical[name].accepted
+                stripped = [v.strip() if type(v) is str else v for v in raw]
+                good &= np.fromiter((v in allowed for v in stripped), bool, len(raw))
+                columns[name] = stripped
+        keep = np.flatnonzero(good)
+        positions = [shaped[i] for i in keep]
+        return positions, {
+            name: values[keep] if isinstance(values, np.ndarray) else [values[i] for i in keep]
+            for name, values in columns.items()
+        }
+
     # -- preprocessing ------------------------------------------------------------
+
+    def transform_one(self, clean: Mapping[str, Any]) -> np.ndarray:
+        """The feature row of one validated record, without building a DataFrame."""
+        row = np.empty((1, len(self.order)), dtype=np.float32)
+        for column, name in enumerate(self.order):
+            if name in self.numeric:
+                row[0, column] = clean[name]
+            else:
+                feature = self.categorical[name]
+                row[0, column] = feature.code_of.get(clean[name], feature.fill_code)
+        return row
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature matrix for validated rows, in training column order.
@@ -234,6 +337,15 @@ class FeatureSchema:
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return self.transform(pd.DataFrame.from_records(list(records), columns=list(self.order)))
+
+
+@dataclass(frozen=True)
+class ValidatedChunk:
+    """The valid records of a chunk as a frame, their input positions, and the errors."""
+
+    frame: pd.DataFrame
+    positions: list[int]
+    errors: dict[int, InvalidRecordError]
 
 
 def read_adult(path: str | Path) -> pd.DataFrame:

@@ -7,8 +7,15 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from shared.celery_app import app
-from shared.contracts import TASK_ECHO, TASK_PREDICT, PredictResult
+from shared.contracts import (
+    TASK_ECHO,
+    TASK_PREDICT,
+    TASK_PREDICT_BATCH,
+    PredictBatchResult,
+    PredictResult,
+)
 from shared.errors import TransientError
+from workers.batch_serving import serve_chunk
 from workers.runtime import STORE
 from workers.serving import serve_prediction
 
@@ -37,6 +44,27 @@ def predict(
         request_id=request_id or self.request.id,
         record=record,
         endpoint=endpoint,
+        status=status,
+        version=version,
+    )
+
+
+@app.task(name=TASK_PREDICT_BATCH, bind=True, **RETRY_POLICY)
+def predict_batch(
+    self: Any,
+    batch_id: str,
+    endpoint: str,
+    start: int,
+    records: list[Any],
+    status: str | None = None,
+    version: str | None = None,
+) -> PredictBatchResult:
+    return serve_chunk(
+        STORE,
+        batch_id=batch_id,
+        endpoint=endpoint,
+        start=start,
+        records=records,
         status=status,
         version=version,
     )

@@ -31,6 +31,7 @@ from shared.contracts import DEFAULT_ENDPOINT
 from shared.settings import PROJECT_ROOT
 from workers.artifacts import (
     MANIFEST,
+    MANIFEST_FORMAT,
     MODEL_FILE,
     Artifact,
     artifact_dir,
@@ -79,6 +80,10 @@ class Split:
     train: pd.DataFrame
     test: pd.DataFrame
 
+    @property
+    def everything(self) -> pd.DataFrame:
+        return pd.concat([self.train, self.test], ignore_index=True)
+
 
 def split_adult(path: Path = ADULT_DATA) -> Split:
     """The tutorial's split: 30% held out, random_state=1234."""
@@ -108,7 +113,8 @@ def train_algorithm(
     data_path: Path = ADULT_DATA,
 ) -> Artifact:
     """Fit one algorithm, evaluate it on the held-out rows, and write its artifact."""
-    schema = FeatureSchema.fit(split.train)
+    # Categories of the whole file are valid input; the model encodes the training ones.
+    schema = FeatureSchema.fit(split.train, domain=split.everything)
     estimator = spec.make_estimator()
     estimator.set_params(n_jobs=-1)
     estimator.fit(schema.transform(split.train), split.train[TARGET].to_numpy())
@@ -122,6 +128,7 @@ def train_algorithm(
     try:
         joblib.dump(estimator, staging / MODEL_FILE, compress=3)
         manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
             "endpoint": endpoint,
             "name": spec.name,
             "version": spec.version,

@@ -8,6 +8,8 @@ Usage::
     mlq predict --endpoint income_classifier --json '{"age": 37, ...}' --wait
     mlq result REQUEST_ID
     mlq algorithms
+    mlq batch submit records.csv --wait
+    mlq batch results BATCH_ID -o results.csv
     mlq demo
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 import click
 
+from producer.cli.batch import batch
 from producer.cli.demo import demo
 from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
 from shared.contracts import DEFAULT_ENDPOINT
@@ -223,3 +226,4 @@ def result(request_id: str, timeout: float) -> None:
 
 
 cli.add_command(demo)
+cli.add_command(batch)

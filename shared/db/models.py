@@ -131,11 +131,30 @@ class ABTest(Base):
     winner_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"))
 
 
+class Batch(Base):
+    """Many records submitted together; their rows carry its id and their input position."""
+
+    __tablename__ = "batch"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    algorithm_status: Mapped[str | None] = mapped_column(String(32))
+    algorithm_version: Mapped[str | None] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(Text)
+    # Known once the producer has read its whole input; null while it is still sending.
+    total: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+
+
 class MLRequest(Base):
     """One row per prediction, keyed by the request id the producer made."""
 
     __tablename__ = "ml_request"
-    __table_args__ = (CheckConstraint(f"status IN {REQUEST_STATUSES!r}", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN {REQUEST_STATUSES!r}", name="status"),
+        Index("ix_ml_request_batch_position", "batch_id", "batch_position"),
+    )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(128))
@@ -150,7 +169,8 @@ class MLRequest(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[float | None]
-    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    batch_position: Mapped[int | None]
     ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_test.id"), index=True)
     ab_arm: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,3 +35,44 @@ def get_response(session: Session, *, request_id: str) -> dict[str, Any] | None:
         select(MLRequest.response).where(MLRequest.id == request_id)
     ).scalar_one_or_none()
     return dict(response) if response is not None else None
+
+
+# Columns a bulk write fills, in this order.
+BULK_COLUMNS = (
+    "id", "endpoint", "algorithm_id", "input", "response", "label", "probability", "status",
+    "error_code", "error_message", "latency_ms", "batch_id", "batch_position", "created_at",
+)  # fmt: skip
+
+
+def existing_positions(session: Session, *, batch_id: str, start: int, stop: int) -> set[int]:
+    """Positions in [start, stop) of a batch that have a row already."""
+    query = select(MLRequest.batch_position).where(
+        MLRequest.batch_id == batch_id,
+        MLRequest.batch_position >= start,
+        MLRequest.batch_position < stop,
+    )
+    return {p for p in session.execute(query).scalars() if p is not None}
+
+
+def copy_requests(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
+    """Write new request rows in bulk: COPY on PostgreSQL, a multi-row insert elsewhere.
+
+    The caller has made sure none of the ids exists (``existing_positions``); should one
+    appear meanwhile (the same chunk running twice at once), the primary key refuses the
+    whole COPY and the transaction rolls back, so nothing is ever written twice.
+    """
+    if not rows:
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        return record_requests(session, rows=rows)
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(BULK_COLUMNS)
+    with cursor.copy(f"COPY ml_request ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                tuple(
+                    json.dumps(row[c]) if c in ("input", "response") else row[c]
+                    for c in BULK_COLUMNS
+                )
+            )
+    return len(rows)

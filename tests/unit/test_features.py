@@ -16,7 +16,8 @@ from workers.training import ADULT_DATA
 
 @pytest.fixture(scope="module")
 def schema() -> FeatureSchema:
-    return FeatureSchema.fit(read_adult(ADULT_DATA).head(5000))
+    everything = read_adult(ADULT_DATA)
+    return FeatureSchema.fit(everything.head(5000), domain=everything)
 
 
 def with_(**changes: object) -> dict[str, object]:
@@ -98,6 +99,23 @@ def test_unseen_category_in_preprocessing_takes_the_mode(schema: FeatureSchema) 
     frame = pd.DataFrame([with_(workclass="Astronaut"), with_(workclass="Private")])
     matrix = schema.transform(frame)
     assert np.array_equal(matrix[0], matrix[1])  # "Private" is the workclass mode
+
+
+def test_a_valid_category_unseen_in_training_is_treated_as_missing(
+    schema: FeatureSchema,
+) -> None:
+    country = schema.categorical["native-country"]
+    unseen = sorted(set(country.categories) - set(country.trained))
+    assert unseen, "the first 5000 rows miss some countries of the whole file"
+    clean = schema.validate(with_(native_country=unseen[0]))
+    as_mode = schema.validate(with_(native_country=country.fill))
+    assert np.array_equal(schema.transform_one(clean), schema.transform_one(as_mode))
+
+
+def test_one_record_transforms_as_a_frame_of_one_does(schema: FeatureSchema) -> None:
+    for record in (EXAMPLE_RECORD, with_(workclass=MISSING), with_(age=90.5)):
+        clean = schema.validate(record)
+        assert np.array_equal(schema.transform_one(clean), schema.transform_records([clean]))
 
 
 def test_whitespace_around_categories_is_ignored(schema: FeatureSchema) -> None:

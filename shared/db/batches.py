@@ -1,0 +1,144 @@
+"""Batches: the row a producer writes before sending, progress in one query per poll,
+and results in input order. All from the database, so they outlive the result backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.contracts import batch_request_id
+from shared.db.dialect import insert
+from shared.db.models import Batch, MLAlgorithm, MLRequest, utcnow
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_id: str
+    endpoint: str
+    total: int | None  # None while the producer is still sending
+    done: int
+    failed: int
+    created_at: datetime
+    submitted_at: datetime | None
+    last_row_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
+
+    @property
+    def rate(self) -> float | None:
+        """Records written per second, from the batch's creation to its latest row."""
+        if not self.done or self.last_row_at is None:
+            return None
+        seconds = (_aware(self.last_row_at) - _aware(self.created_at)).total_seconds()
+        return self.done / seconds if seconds > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        state = "submitting" if self.total is None else "done" if self.finished else "running"
+        rate = self.rate
+        return {
+            "batch_id": self.batch_id,
+            "endpoint": self.endpoint,
+            "state": state,
+            "total": self.total,
+            "done": self.done,
+            "ok": self.done - self.failed,
+            "failed": self.failed,
+            "rate_per_s": round(rate, 1) if rate else None,
+            "created_at": self.created_at.isoformat(),
+            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def create_batch(
+    session: Session,
+    *,
+    batch_id: str,
+    endpoint: str,
+    status: str | None,
+    version: str | None,
+    source: str | None,
+) -> None:
+    """Record a batch before its records are sent; submitting it again is allowed."""
+    session.execute(
+        insert(session, Batch)
+        .values(
+            id=batch_id,
+            endpoint=endpoint,
+            algorithm_status=status,
+            algorithm_version=version,
+            source=source,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+def finish_submission(session: Session, *, batch_id: str, total: int) -> None:
+    session.execute(
+        update(Batch).where(Batch.id == batch_id).values(total=total, submitted_at=utcnow())
+    )
+
+
+def batch_progress(session: Session, *, batch_id: str) -> BatchProgress | None:
+    """Counts of a batch in one query."""
+    row = session.execute(
+        select(
+            Batch.id,
+            Batch.endpoint,
+            Batch.total,
+            func.count(MLRequest.id),
+            func.count(MLRequest.id).filter(MLRequest.status == "ERROR"),
+            Batch.created_at,
+            Batch.submitted_at,
+            func.max(MLRequest.created_at),
+        )
+        .outerjoin(MLRequest, MLRequest.batch_id == Batch.id)
+        .where(Batch.id == batch_id)
+        .group_by(Batch.id)
+    ).one_or_none()
+    return BatchProgress(*row) if row else None
+
+
+RESULT_COLUMNS = (
+    "position", "request_id", "status", "label", "probability", "algorithm", "version", "error",
+)  # fmt: skip
+
+
+def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterator[tuple[Any, ...]]:
+    """One tuple per input record, in input order; records not written yet say QUEUED."""
+    rows = session.execute(
+        select(
+            MLRequest.batch_position,
+            MLRequest.id,
+            MLRequest.status,
+            MLRequest.label,
+            MLRequest.probability,
+            MLAlgorithm.name,
+            MLAlgorithm.version,
+            MLRequest.error_message,
+        )
+        .outerjoin(MLAlgorithm, MLAlgorithm.id == MLRequest.algorithm_id)
+        .where(MLRequest.batch_id == batch_id)
+        .order_by(MLRequest.batch_position)
+        .execution_options(yield_per=5000)
+    )
+    expected = 0
+    for row in rows:
+        position = row[0] or 0  # never null for the rows of a batch
+        for missing in range(expected, position):
+            yield (missing, batch_request_id(batch_id, missing), "QUEUED", *[None] * 5)
+        yield tuple(row)
+        expected = position + 1
+    for missing in range(expected, total):
+        yield (missing, batch_request_id(batch_id, missing), "QUEUED", *[None] * 5)

@@ -1,0 +1,132 @@
+"""Serving one chunk of a batch: one selection, one validation pass, one predict_proba,
+one bulk write. A bad record gets its own error row; the rest of its chunk is scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
+from shared.db.engine import session_scope
+from shared.db.models import utcnow
+from shared.db.requests import copy_requests, existing_positions
+from shared.errors import MlqError
+from shared.registry import AlgorithmInfo, select_algorithm
+from workers.model_store import ModelStore
+from workers.serving import error_result, ok_result, request_row
+
+log = logging.getLogger(__name__)
+
+# The same chunk running twice at once (a redelivery racing the first delivery) makes
+# one of the two COPYs fail on the primary key; it then finds the rows and stops.
+WRITE_ATTEMPTS = 3
+
+
+def score_chunk(
+    store: ModelStore,
+    algorithm: AlgorithmInfo | None,
+    selection_error: MlqError | None,
+    *,
+    batch_id: str,
+    start: int,
+    records: Sequence[Any],
+    positions: Sequence[int],
+) -> list[PredictResult]:
+    """Results for the records at ``positions`` (indexes into ``records``), in order."""
+    ids = [batch_request_id(batch_id, start + p) for p in positions]
+    if algorithm is None:
+        assert selection_error is not None
+        return [error_result(request_id, selection_error) for request_id in ids]
+    try:
+        model = store.get(algorithm.endpoint, algorithm.name, algorithm.version)
+    except MlqError as error:
+        return [error_result(request_id, error, algorithm) for request_id in ids]
+    chunk = model.schema.validate_many([records[p] for p in positions])
+    results: dict[int, PredictResult] = {
+        i: error_result(ids[i], error, algorithm) for i, error in chunk.errors.items()
+    }
+    if chunk.positions:
+        probabilities = model.predict_proba(model.schema.transform(chunk.frame))
+        for i, proba in zip(chunk.positions, probabilities, strict=True):
+            results[i] = ok_result(ids[i], algorithm, model.classes, proba)
+    return [results[i] for i in range(len(positions))]
+
+
+def serve_chunk(
+    store: ModelStore,
+    *,
+    batch_id: str,
+    endpoint: str,
+    start: int,
+    records: Sequence[Any],
+    status: str | None = None,
+    version: str | None = None,
+) -> PredictBatchResult:
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return _serve_chunk_once(
+                store, batch_id=batch_id, endpoint=endpoint, start=start, records=records,
+                status=status, version=version,
+            )  # fmt: skip
+        except IntegrityError:
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            log.info("batch %s chunk %d: written concurrently, checking again", batch_id, start)
+    raise AssertionError("unreachable")
+
+
+def _serve_chunk_once(
+    store: ModelStore,
+    *,
+    batch_id: str,
+    endpoint: str,
+    start: int,
+    records: Sequence[Any],
+    status: str | None,
+    version: str | None,
+) -> PredictBatchResult:
+    started = time.perf_counter()
+    with session_scope() as session:
+        done = existing_positions(
+            session, batch_id=batch_id, start=start, stop=start + len(records)
+        )
+        todo = [i for i in range(len(records)) if start + i not in done]
+        algorithm: AlgorithmInfo | None = None
+        selection_error: MlqError | None = None
+        try:
+            algorithm = select_algorithm(session, endpoint=endpoint, status=status, version=version)
+        except MlqError as error:
+            selection_error = error
+        results = score_chunk(
+            store, algorithm, selection_error, batch_id=batch_id, start=start,
+            records=records, positions=todo,
+        )  # fmt: skip
+        per_record_ms = (time.perf_counter() - started) * 1000 / max(len(todo), 1)
+        now = utcnow()
+        rows = []
+        for i, result in zip(todo, results, strict=True):
+            row = request_row(
+                result, endpoint=endpoint, record=records[i], latency_ms=per_record_ms
+            )
+            row.update(batch_id=batch_id, batch_position=start + i, created_at=now)
+            rows.append(row)
+        written = copy_requests(session, rows=rows)
+    errors = sum(1 for r in results if r["status"] != "OK")
+    log.info(
+        "batch %s chunk %d+%d: %d scored (%d errors), %d already written, %.0f ms",
+        batch_id, start, len(records), len(todo), errors, len(done),
+        (time.perf_counter() - started) * 1000,
+    )  # fmt: skip
+    return {
+        "batch_id": batch_id,
+        "start": start,
+        "count": len(records),
+        "ok": len(todo) - errors,
+        "errors": errors,
+        "written": written,
+    }
