@@ -1,8 +1,10 @@
 """Model artifacts on disk: one folder per algorithm version with the model file and its
 manifest (sha256 of each file, library versions, feature schema, metrics).
 
-Layout: ``<artifacts dir>/<endpoint>/<name>-<version>/{model.joblib, manifest.json}``.
-A model file is loaded only after its hash matches the manifest.
+Layout: ``<artifacts dir>/<endpoint>/<name>-<version>/{model.joblib, model.onnx,
+manifest.json}``: the trained scikit-learn estimator, the same model converted to ONNX
+(what workers serve with), and the manifest. A model file is loaded only after its hash
+matches the manifest.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from shared.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"
 # Raised when the manifest's layout changes; older artifacts are retrained by `mlq train`.
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 
 
 def sha256_of(path: Path) -> str:

@@ -17,17 +17,21 @@ import joblib
 import numpy as np
 
 from shared.errors import ArtifactError
-from workers.artifacts import MODEL_FILE, Artifact, find_artifacts
+from workers.artifacts import MODEL_FILE, ONNX_FILE, Artifact, find_artifacts
 from workers.features import FeatureSchema
+from workers.onnx_model import OnnxPredictor
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model as a worker serves it: the converted ONNX model (the scikit-learn file is
+    hash-checked but not held in memory), its feature schema and its classes."""
+
     artifact: Artifact
     schema: FeatureSchema
-    estimator: Any
+    predictor: OnnxPredictor
     classes: tuple[str, ...]
 
     @property
@@ -35,18 +39,23 @@ class LoadedModel:
         return self.artifact.key
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(features))
+        return self.predictor.predict_proba(features)
 
 
 def load_model(artifact: Artifact) -> LoadedModel:
     artifact.verify()
-    estimator = joblib.load(artifact.folder / MODEL_FILE)
-    classes = tuple(str(c) for c in estimator.classes_)
-    if list(classes) != artifact.manifest["classes"]:
-        raise ArtifactError(f"{artifact.folder}: the model's classes differ from its manifest")
     return LoadedModel(
-        artifact, FeatureSchema.from_dict(artifact.manifest["features"]), estimator, classes
+        artifact,
+        FeatureSchema.from_dict(artifact.manifest["features"]),
+        OnnxPredictor(artifact.folder / ONNX_FILE),
+        tuple(artifact.manifest["classes"]),
     )
+
+
+def load_estimator(artifact: Artifact) -> Any:
+    """The scikit-learn estimator itself (for checks and retraining, not for serving)."""
+    artifact.verify()
+    return joblib.load(artifact.folder / MODEL_FILE)
 
 
 class ModelStore:

@@ -82,7 +82,7 @@ def _predict(
 ) -> PredictResult:
     model: LoadedModel = store.get(algorithm.endpoint, algorithm.name, algorithm.version)
     clean = model.schema.validate(record)
-    proba = model.predict_proba(model.schema.transform_records([clean]))[0]
+    proba = model.predict_proba(model.schema.transform_one(clean))[0]
     return ok_result(request_id, algorithm, model.classes, proba)
 
 

@@ -28,17 +28,26 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
 from shared.contracts import DEFAULT_ENDPOINT
+from shared.errors import ArtifactError
 from shared.settings import PROJECT_ROOT
 from workers.artifacts import (
     MANIFEST,
     MANIFEST_FORMAT,
     MODEL_FILE,
+    ONNX_FILE,
     Artifact,
     artifact_dir,
     read_artifact,
     sha256_of,
 )
 from workers.features import TARGET, FeatureSchema, read_adult
+from workers.onnx_model import (
+    MAX_PROBABILITY_DIFFERENCE,
+    TARGET_OPSET,
+    OnnxPredictor,
+    agreement,
+    convert,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +129,22 @@ def train_algorithm(
     estimator.fit(schema.transform(split.train), split.train[TARGET].to_numpy())
     # Serving runs one process per core: parallel predict_proba only adds overhead there.
     estimator.set_params(n_jobs=1)
-    accuracy = float(np.mean(estimator.predict(schema.transform(split.test)) == split.test[TARGET]))
+    held_out = schema.transform(split.test)
+    accuracy = float(np.mean(estimator.predict(held_out) == split.test[TARGET]))
+    onnx_model = convert(estimator, held_out)
+    onnx_check = agreement(estimator, OnnxPredictor(onnx_model), held_out)
+    if (
+        onnx_check["labels_agree"] < 1.0
+        or onnx_check["max_abs_difference"] > MAX_PROBABILITY_DIFFERENCE
+    ):
+        raise ArtifactError(f"the ONNX conversion of {spec.name} disagrees with it: {onnx_check}")
 
     target = artifact_dir(artifacts_dir, endpoint, spec.name, spec.version)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
         joblib.dump(estimator, staging / MODEL_FILE, compress=3)
+        (staging / ONNX_FILE).write_bytes(onnx_model)
         manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "endpoint": endpoint,
@@ -138,11 +156,13 @@ def train_algorithm(
             "code": repr(estimator),
             "classes": [str(c) for c in estimator.classes_],
             "files": {
-                MODEL_FILE: {
-                    "sha256": sha256_of(staging / MODEL_FILE),
-                    "bytes": (staging / MODEL_FILE).stat().st_size,
+                name: {
+                    "sha256": sha256_of(staging / name),
+                    "bytes": (staging / name).stat().st_size,
                 }
+                for name in (MODEL_FILE, ONNX_FILE)
             },
+            "onnx": {**onnx_check, "opset": TARGET_OPSET},
             "libraries": library_versions(),
             "features": schema.to_dict(),
             "metrics": {

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -71,7 +71,8 @@ def copy_requests(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
         for row in rows:
             copy.write_row(
                 tuple(
-                    json.dumps(row[c]) if c in ("input", "response") else row[c]
+                    # orjson: a tenth of json.dumps's time, which dominated bulk writes.
+                    orjson.dumps(row[c]).decode() if c in ("input", "response") else row[c]
                     for c in BULK_COLUMNS
                 )
             )

@@ -10,8 +10,8 @@ import pytest
 
 from shared.contracts import DEFAULT_ENDPOINT, EXAMPLE_RECORD
 from shared.errors import ArtifactError
-from workers.artifacts import MODEL_FILE, artifact_dir, find_artifacts, read_artifact
-from workers.model_store import LoadedModel, ModelStore, load_model
+from workers.artifacts import MODEL_FILE, ONNX_FILE, artifact_dir, find_artifacts, read_artifact
+from workers.model_store import LoadedModel, ModelStore, load_estimator, load_model
 from workers.training import split_adult
 
 
@@ -23,7 +23,7 @@ def store(artifacts_dir: Path) -> ModelStore:
 
 
 def label_of(model: LoadedModel, record: dict[str, object]) -> str:
-    proba = model.predict_proba(model.schema.transform_records([model.schema.validate(record)]))
+    proba = model.predict_proba(model.schema.transform_one(model.schema.validate(record)))
     return model.classes[int(proba[0].argmax())]
 
 
@@ -62,6 +62,7 @@ def test_manifests_describe_files_libraries_schema_and_metrics(artifacts_dir: Pa
     for artifact in artifacts.values():
         manifest = artifact.manifest
         assert len(manifest["files"][MODEL_FILE]["sha256"]) == 64
+        assert len(manifest["files"][ONNX_FILE]["sha256"]) == 64
         assert {"python", "scikit-learn", "numpy", "pandas", "joblib"} <= set(manifest["libraries"])
         assert "Private" in manifest["features"]["categorical"]["workclass"]["categories"]
         assert manifest["features"]["numeric"]["age"]["min"] == 0
@@ -70,15 +71,39 @@ def test_manifests_describe_files_libraries_schema_and_metrics(artifacts_dir: Pa
         assert manifest["initial_status"] in {"production", "testing"}
 
 
-def test_serving_uses_one_core_per_process(store: ModelStore) -> None:
-    assert all(model.estimator.n_jobs == 1 for model in store)
+def test_the_served_onnx_model_agrees_with_scikit_learn_on_held_out_rows(
+    store: ModelStore,
+) -> None:
+    split = split_adult()
+    for model in store:
+        estimator = load_estimator(model.artifact)
+        assert estimator.n_jobs == 1  # one process per core when serving
+        features = model.schema.transform(split.test)
+        expected = estimator.predict_proba(features)
+        served = model.predict_proba(features)
+        assert np.array_equal(expected.argmax(axis=1), served.argmax(axis=1))
+        assert np.abs(expected - served).max() < 1e-4
+        assert model.artifact.manifest["onnx"]["labels_agree"] == 1.0
 
 
-def test_a_tampered_model_file_is_refused(artifacts_dir: Path, tmp_path: Path) -> None:
+def test_single_rows_and_chunks_give_the_same_probabilities(store: ModelStore) -> None:
+    features = store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1").schema.transform(
+        split_adult().test.head(50)
+    )
+    model = store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1")
+    chunk = model.predict_proba(features)
+    one_by_one = np.vstack([model.predict_proba(features[i : i + 1]) for i in range(50)])
+    assert np.allclose(chunk, one_by_one, atol=1e-6)
+
+
+@pytest.mark.parametrize("filename", [MODEL_FILE, ONNX_FILE])
+def test_a_tampered_model_file_is_refused(
+    artifacts_dir: Path, tmp_path: Path, filename: str
+) -> None:
     source = artifact_dir(artifacts_dir, DEFAULT_ENDPOINT, "random forest", "0.0.1")
     copy = tmp_path / DEFAULT_ENDPOINT / source.name
     shutil.copytree(source, copy)
-    with (copy / MODEL_FILE).open("r+b") as handle:
+    with (copy / filename).open("r+b") as handle:
         handle.seek(1000)
         byte = handle.read(1)
         handle.seek(1000)
