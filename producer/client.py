@@ -147,25 +147,32 @@ class Client:
         ``{"request_id", "status": "QUEUED" | "RUNNING"}`` when it is not final yet.
         Raises UnknownRequestError for an id that was never issued.
         """
-        pending = AsyncResult(request_id, app=self.app)
-        state = pending.state
+        state, value = self._backend_state(request_id, timeout)
         if state == "PENDING":
             # The backend does not know it: a record of a batch, an id never issued, or
             # one whose backend entry expired. The database keeps every recorded request.
             return self._stored_result(request_id, timeout)
-        if state in IN_PROGRESS_STATES and timeout > 0:
-            with contextlib.suppress(CeleryTimeoutError):
-                pending.get(timeout=timeout, propagate=False, interval=0.02)
-            state = pending.state
         if state == "SUCCESS":
-            return dict(pending.result)
+            return dict(value)
         if state == "FAILURE":
             return {
                 "request_id": request_id,
                 "status": STATUS_ERROR,
-                "error": {"code": "task_failed", "message": repr(pending.result)},
+                "error": {"code": "task_failed", "message": repr(value)},
             }
         return {"request_id": request_id, "status": IN_PROGRESS_STATES.get(state, STATUS_QUEUED)}
+
+    def _backend_state(self, request_id: str, timeout: float) -> tuple[str, Any]:
+        """The Celery state and value of a task, waiting while it is in progress.
+
+        The AsyncResult lives only inside this call: one left for interpreter shutdown
+        tries to unsubscribe from Redis when Python can no longer import anything.
+        """
+        pending = AsyncResult(request_id, app=self.app)
+        if pending.state in IN_PROGRESS_STATES and timeout > 0:
+            with contextlib.suppress(CeleryTimeoutError):
+                pending.get(timeout=timeout, propagate=False, interval=0.02)
+        return pending.state, pending.result
 
     def _stored_result(self, request_id: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

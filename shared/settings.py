@@ -91,7 +91,8 @@ class Settings:
         )
         if settings.visibility_timeout_s <= settings.task_time_limit_s:
             raise ConfigurationError(
-                "MLQ_VISIBILITY_TIMEOUT must exceed MLQ_TASK_TIME_LIMIT, or a task still "
+                f"MLQ_VISIBILITY_TIMEOUT ({settings.visibility_timeout_s}) must exceed "
+                f"MLQ_TASK_TIME_LIMIT ({settings.task_time_limit_s}), or a task still "
                 "running would be delivered to a second worker"
             )
         return settings
@@ -112,6 +113,9 @@ class Settings:
             "database": redact_url(self.database_url),
             "artifacts": str(self.artifacts_dir),
             "home": str(self.home),
+            "result expires (s)": str(self.result_expires_s),
+            "visibility timeout (s)": str(self.visibility_timeout_s),
+            "task time limit (s)": str(self.task_time_limit_s),
         }
 
 

@@ -16,6 +16,7 @@ from shared.contracts import STATUS_ERROR, STATUS_OK, PredictResult
 from shared.db.engine import session_scope
 from shared.db.requests import get_response, record_requests
 from shared.errors import MlqError
+from shared.json_safe import json_safe
 from shared.registry import AlgorithmInfo, select_algorithm
 from workers.model_store import LoadedModel, ModelStore
 
@@ -60,7 +61,8 @@ def request_row(
         "id": result["request_id"],
         "endpoint": endpoint,
         "algorithm_id": algorithm["id"] if algorithm else None,
-        "input": record,
+        # Only a rejected record can hold values JSONB refuses (NaN, Infinity).
+        "input": record if error is None else json_safe(record),
         "response": result,
         "label": result["label"],
         "probability": result["probability"],

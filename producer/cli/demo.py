@@ -23,8 +23,9 @@ def _step(text: str) -> None:
 def demo() -> None:
     """Train if needed, start a worker, predict the sample record through the queue.
 
-    Usage::
+    Usage:
 
+    \b
         mlq demo
     """
     from producer.client import Client

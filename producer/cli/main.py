@@ -69,10 +69,15 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the database schema (Alembic)."""
+    from alembic.util import CommandError
+
     from shared.db.migrate import current_revision, upgrade
     from shared.settings import get_settings, redact_url
 
-    upgrade(revision=revision)
+    try:
+        upgrade(revision=revision)
+    except CommandError as error:
+        raise click.ClickException(f"cannot upgrade to {revision!r}: {error}") from None
     click.echo(
         f"database {redact_url(get_settings().database_url)} at revision {current_revision()}"
     )
@@ -89,8 +94,9 @@ def db_upgrade(revision: str) -> None:
 def train(force: bool, data: Path | None) -> None:
     """Train the random forest and extra trees, write artifacts and register them.
 
-    Usage::
+    Usage:
 
+    \b
         mlq train            # only what is missing or broken
         mlq train --force    # everything
     """
@@ -149,6 +155,8 @@ def algorithms(endpoint: str | None) -> None:
     with session_scope() as session:
         rows = list_algorithms(session, endpoint=endpoint)
     if not rows:
+        if endpoint:
+            raise click.ClickException(f"no algorithms registered for endpoint {endpoint!r}")
         click.echo("no algorithms registered yet: run `mlq train` (or start a worker)", err=True)
         return
     click.echo(f"{'endpoint':<20} {'algorithm':<16} {'version':<8} {'status':<11} sha256")
@@ -190,8 +198,9 @@ def predict(
 ) -> None:
     """Enqueue one record for prediction; print its request id (or, with --wait, its result).
 
-    Usage::
+    Usage:
 
+    \b
         mlq predict --json '{"age": 37, "workclass": "Private", ...}' --wait
     """
     from producer.client import Client

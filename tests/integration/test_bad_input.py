@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -105,3 +106,17 @@ def test_the_worker_survives_all_of_it(client: Client) -> None:
     last = client.predict(EXAMPLE_RECORD)
     assert client.result(last, timeout=30)["label"] == "<=50K"
     assert app.send_task(TASK_ECHO, args=["alive"]).get(timeout=10) == "alive"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_get_an_error_row_too(client: Client, value: float) -> None:
+    """JSON decoders accept NaN and Infinity; PostgreSQL's JSONB does not."""
+    request_id = client.predict({**EXAMPLE_RECORD, "age": value})
+    result = client.result(request_id, timeout=30)
+    assert result["status"] == "ERROR"
+    assert result["error"]["field"] == "age"
+    assert "not a finite number" in result["error"]["message"]
+    with session_scope() as session:
+        stored = session.get(MLRequest, request_id)
+        assert stored is not None and stored.status == "ERROR"
+        assert stored.input["age"] in ("NaN", "Infinity", "-Infinity")
