@@ -106,15 +106,23 @@ class Client:
         batch_id = batch_id or uuid.uuid4().hex
         with session_scope() as session:
             create_batch(
-                session, batch_id=batch_id, endpoint=endpoint, status=status,
-                version=version, source=source,
-            )  # fmt: skip
+                session,
+                batch_id=batch_id,
+                endpoint=endpoint,
+                status=status,
+                version=version,
+                source=source,
+            )
         sent = 0
         for chunk in chunked(iter_records(records), chunk_size):
             kwargs: dict[str, Any] = {
-                "batch_id": batch_id, "endpoint": endpoint, "start": sent, "records": chunk,
-                "status": status, "version": version,
-            }  # fmt: skip
+                "batch_id": batch_id,
+                "endpoint": endpoint,
+                "start": sent,
+                "records": chunk,
+                "status": status,
+                "version": version,
+            }
             try:
                 self.app.send_task(
                     TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"

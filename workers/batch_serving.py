@@ -18,7 +18,7 @@ from shared.db.requests import copy_requests, existing_positions
 from shared.errors import MlqError
 from shared.registry import AlgorithmInfo, select_algorithm
 from workers.model_store import ModelStore
-from workers.serving import error_result, ok_result, request_row
+from workers.serving import error_result, ok_results, request_row
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,10 @@ def score_chunk(
     }
     if chunk.positions:
         probabilities = model.predict_proba(model.schema.transform(chunk.frame))
-        for i, proba in zip(chunk.positions, probabilities, strict=True):
-            results[i] = ok_result(ids[i], algorithm, model.classes, proba)
+        scored = ok_results(
+            [ids[i] for i in chunk.positions], algorithm, model.classes, probabilities
+        )
+        results.update(zip(chunk.positions, scored, strict=True))
     return [results[i] for i in range(len(positions))]
 
 
@@ -70,9 +72,14 @@ def serve_chunk(
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             return _serve_chunk_once(
-                store, batch_id=batch_id, endpoint=endpoint, start=start, records=records,
-                status=status, version=version,
-            )  # fmt: skip
+                store,
+                batch_id=batch_id,
+                endpoint=endpoint,
+                start=start,
+                records=records,
+                status=status,
+                version=version,
+            )
         except IntegrityError:
             if attempt == WRITE_ATTEMPTS:
                 raise
@@ -103,9 +110,14 @@ def _serve_chunk_once(
         except MlqError as error:
             selection_error = error
         results = score_chunk(
-            store, algorithm, selection_error, batch_id=batch_id, start=start,
-            records=records, positions=todo,
-        )  # fmt: skip
+            store,
+            algorithm,
+            selection_error,
+            batch_id=batch_id,
+            start=start,
+            records=records,
+            positions=todo,
+        )
         per_record_ms = (time.perf_counter() - started) * 1000 / max(len(todo), 1)
         now = utcnow()
         rows = []
@@ -119,9 +131,14 @@ def _serve_chunk_once(
     errors = sum(1 for r in results if r["status"] != "OK")
     log.info(
         "batch %s chunk %d+%d: %d scored (%d errors), %d already written, %.0f ms",
-        batch_id, start, len(records), len(todo), errors, len(done),
+        batch_id,
+        start,
+        len(records),
+        len(todo),
+        errors,
+        len(done),
         (time.perf_counter() - started) * 1000,
-    )  # fmt: skip
+    )
     return {
         "batch_id": batch_id,
         "start": start,

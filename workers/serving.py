@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import STATUS_ERROR, STATUS_OK, PredictResult
@@ -23,19 +25,28 @@ from workers.model_store import LoadedModel, ModelStore
 log = logging.getLogger(__name__)
 
 
-def ok_result(
-    request_id: str, algorithm: AlgorithmInfo, classes: tuple[str, ...], proba: Any
-) -> PredictResult:
-    best = int(proba.argmax())
-    return {
-        "request_id": request_id,
-        "status": STATUS_OK,
-        "label": classes[best],
-        "probability": round(float(proba[best]), 6),
-        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, proba, strict=True)},
-        "algorithm": algorithm.ref(),  # type: ignore[typeddict-item]
-        "error": None,
-    }
+def ok_results(
+    request_ids: Sequence[str],
+    algorithm: AlgorithmInfo,
+    classes: tuple[str, ...],
+    probabilities: np.ndarray,
+) -> list[PredictResult]:
+    """Results for rows of class probabilities, rounded once for the whole matrix."""
+    rounded: list[list[float]] = np.round(probabilities, 6).tolist()
+    best = probabilities.argmax(axis=1).tolist()
+    ref = algorithm.ref()
+    return [
+        {
+            "request_id": request_id,
+            "status": STATUS_OK,
+            "label": classes[b],
+            "probability": row[b],
+            "probabilities": dict(zip(classes, row, strict=True)),
+            "algorithm": ref,  # type: ignore[typeddict-item]
+            "error": None,
+        }
+        for request_id, row, b in zip(request_ids, rounded, best, strict=True)
+    ]
 
 
 def error_result(
@@ -84,8 +95,8 @@ def _predict(
 ) -> PredictResult:
     model: LoadedModel = store.get(algorithm.endpoint, algorithm.name, algorithm.version)
     clean = model.schema.validate(record)
-    proba = model.predict_proba(model.schema.transform_one(clean))[0]
-    return ok_result(request_id, algorithm, model.classes, proba)
+    probabilities = model.predict_proba(model.schema.transform_one(clean))
+    return ok_results([request_id], algorithm, model.classes, probabilities)[0]
 
 
 def serve_prediction(

@@ -69,9 +69,15 @@ def submit(
     started = time.monotonic()
     with handle:
         submission = Client().submit_batch(
-            records, endpoint=endpoint, status=status, version=algorithm_version,
-            batch_id=batch_id, chunk_size=chunk_size, source=str(path), on_sent=_show_sent,
-        )  # fmt: skip
+            records,
+            endpoint=endpoint,
+            status=status,
+            version=algorithm_version,
+            batch_id=batch_id,
+            chunk_size=chunk_size,
+            source=str(path),
+            on_sent=_show_sent,
+        )
     click.echo(
         f"\rsent {submission.total} records in {time.monotonic() - started:.1f}s "
         f"(batch {batch_id})",

@@ -111,8 +111,15 @@ def batch_progress(session: Session, *, batch_id: str) -> BatchProgress | None:
 
 
 RESULT_COLUMNS = (
-    "position", "request_id", "status", "label", "probability", "algorithm", "version", "error",
-)  # fmt: skip
+    "position",
+    "request_id",
+    "status",
+    "label",
+    "probability",
+    "algorithm",
+    "version",
+    "error",
+)
 
 
 def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterator[tuple[Any, ...]]:

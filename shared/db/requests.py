@@ -39,9 +39,21 @@ def get_response(session: Session, *, request_id: str) -> dict[str, Any] | None:
 
 # Columns a bulk write fills, in this order.
 BULK_COLUMNS = (
-    "id", "endpoint", "algorithm_id", "input", "response", "label", "probability", "status",
-    "error_code", "error_message", "latency_ms", "batch_id", "batch_position", "created_at",
-)  # fmt: skip
+    "id",
+    "endpoint",
+    "algorithm_id",
+    "input",
+    "response",
+    "label",
+    "probability",
+    "status",
+    "error_code",
+    "error_message",
+    "latency_ms",
+    "batch_id",
+    "batch_position",
+    "created_at",
+)
 
 
 def existing_positions(session: Session, *, batch_id: str, start: int, stop: int) -> set[int]:

@@ -7,8 +7,12 @@ from shared.json_safe import MAX_DEPTH, json_safe
 
 def test_non_finite_numbers_become_strings_anywhere() -> None:
     value = {"a": math.nan, "b": [math.inf, {"c": -math.inf}], "d": 1.5, "e": None}
-    assert json_safe(value) == {"a": "NaN", "b": ["Infinity", {"c": "-Infinity"}], "d": 1.5,
-                                "e": None}  # fmt: skip
+    assert json_safe(value) == {
+        "a": "NaN",
+        "b": ["Infinity", {"c": "-Infinity"}],
+        "d": 1.5,
+        "e": None,
+    }
 
 
 def test_deep_nesting_is_cut_not_walked() -> None:

@@ -1,0 +1,204 @@
+"""Batch throughput: end to end through Redis and 2 worker processes, against the ceiling
+of the same work in one process without a queue, and against the tutorial's way.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.batch_throughput                 # 100,000 records, 3 runs
+    .venv/bin/python -m benchmarks.batch_throughput --records 20000 --runs 1
+    .venv/bin/python -m benchmarks.batch_throughput --chunk-sizes 500,1000,2000,5000
+
+- lean ceiling: the least the work can be, in this process: validation, preprocessing
+  and predict_proba per 10,000 records, COPY of (id, label, probability) to a temp table.
+- ceiling, same rows: the records scored in this process by the workers' own chunk code
+  (vectorised validation and preprocessing, one predict_proba and one COPY per 10,000
+  records), no queue, no Celery.
+- end to end: `Client.submit_batch` to a worker with 2 processes, timed from the first
+  record sent until the database holds a row for every record.
+- tutorial way, on a sample, in this process: per record a one-row DataFrame, the mode
+  fill and label encoders, scikit-learn's predict_proba, one INSERT and COMMIT. It skips
+  the tutorial's HTTP (and our queue), so it flatters the tutorial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from typing import Any
+
+from benchmarks import harness
+from producer.client import Client
+from shared.contracts import DEFAULT_CHUNK_SIZE, DEFAULT_ENDPOINT
+from shared.db.batches import batch_progress
+from shared.db.engine import get_engine, session_scope
+from shared.settings import get_settings
+
+ALGORITHMS = {"random forest": "production", "extra trees": "testing"}
+CEILING_CHUNK = 10_000
+
+
+def truncate_requests() -> None:
+    from sqlalchemy import text
+
+    with get_engine().begin() as connection:
+        connection.execute(text("TRUNCATE ml_request, batch"))
+
+
+def ceiling(records: list[dict[str, Any]], status: str) -> float:
+    from workers.batch_serving import serve_chunk
+    from workers.model_store import ModelStore
+
+    store = ModelStore()
+    store.load_all(get_settings().artifacts_dir)
+    batch_id = uuid.uuid4().hex
+    started = time.perf_counter()
+    for start in range(0, len(records), CEILING_CHUNK):
+        serve_chunk(
+            store,
+            batch_id=batch_id,
+            endpoint=DEFAULT_ENDPOINT,
+            start=start,
+            records=records[start : start + CEILING_CHUNK],
+            status=status,
+        )
+    return len(records) / (time.perf_counter() - started)
+
+
+def lean_ceiling(records: list[dict[str, Any]], status: str) -> float:
+    """The least the work can be: predict and COPY (id, label, probability) to a temp table."""
+    import numpy as np
+
+    from workers.model_store import ModelStore
+
+    store = ModelStore()
+    store.load_all(get_settings().artifacts_dir)
+    name = next(n for n, s in ALGORITHMS.items() if s == status)
+    model = store.get(DEFAULT_ENDPOINT, name, "0.0.1")
+    started = time.perf_counter()
+    with session_scope() as session:
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(
+            "CREATE TEMP TABLE lean (id text, label text, probability float8) ON COMMIT DROP"
+        )
+        for start in range(0, len(records), CEILING_CHUNK):
+            chunk = model.schema.validate_many(records[start : start + CEILING_CHUNK])
+            proba = model.predict_proba(model.schema.transform(chunk.frame))
+            best = proba.argmax(axis=1)
+            labels = np.asarray(model.classes)[best]
+            with cursor.copy("COPY lean (id, label, probability) FROM STDIN") as copy:
+                for i, (label, p) in enumerate(zip(labels, proba.max(axis=1), strict=True)):
+                    copy.write_row((f"lean:{start + i}", label, float(p)))
+    return len(records) / (time.perf_counter() - started)
+
+
+def end_to_end(records: list[dict[str, Any]], status: str, chunk_size: int) -> float:
+    client = Client()
+    started = time.perf_counter()
+    submission = client.submit_batch(records, status=status, chunk_size=chunk_size)
+    while True:
+        with session_scope() as session:
+            progress = batch_progress(session, batch_id=submission.batch_id)
+        assert progress is not None
+        if progress.finished:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    assert progress.failed == 0, progress
+    return len(records) / elapsed
+
+
+def tutorial_way(records: list[dict[str, Any]]) -> float:
+    import pandas as pd
+    from sklearn.preprocessing import LabelEncoder
+    from sqlalchemy.orm import Session
+
+    from shared.db.models import MLRequest
+    from workers.artifacts import artifact_dir, read_artifact
+    from workers.features import CATEGORICAL, TARGET, read_adult
+    from workers.model_store import load_estimator
+    from workers.training import ADULT_DATA, split_adult
+
+    everything = read_adult(ADULT_DATA)
+    encoders = {c: LabelEncoder().fit(everything[c]) for c in CATEGORICAL}
+    modes = split_adult().train.mode().iloc[0]
+    folder = artifact_dir(get_settings().artifacts_dir, DEFAULT_ENDPOINT, "random forest", "0.0.1")
+    estimator = load_estimator(read_artifact(folder))
+    columns = [c for c in everything.columns if c != TARGET]
+    engine = get_engine()
+    started = time.perf_counter()
+    for record in records:
+        frame = pd.DataFrame(record, index=[0])
+        frame = frame.fillna(modes)
+        for column in CATEGORICAL:
+            frame[column] = encoders[column].transform(frame[column])
+        proba = estimator.predict_proba(frame[columns].to_numpy(dtype="float32"))[0]
+        label = ">50K" if proba[1] > 0.5 else "<=50K"
+        with Session(engine) as session:
+            session.add(
+                MLRequest(
+                    id=str(uuid.uuid4()),
+                    endpoint=DEFAULT_ENDPOINT,
+                    input=record,
+                    response={"label": label, "probability": float(proba[1])},
+                    label=label,
+                    probability=float(proba[1]),
+                    status="OK",
+                )
+            )
+            session.commit()
+    return len(records) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--chunk-sizes", default=str(DEFAULT_CHUNK_SIZE))
+    parser.add_argument("--tutorial-sample", type=int, default=500)
+    args = parser.parse_args()
+    chunk_sizes = [int(c) for c in args.chunk_sizes.split(",")]
+
+    harness.fresh_database()
+    records = harness.adult_records(args.records)
+    rows = []
+    with harness.worker("batch", concurrency=2):
+        for name, status in ALGORITHMS.items():
+            ceilings, leans, e2e = [], [], {c: [] for c in chunk_sizes}
+            for _ in range(args.runs):
+                truncate_requests()
+                ceilings.append(ceiling(records, status))
+                leans.append(lean_ceiling(records, status))
+                for chunk_size in chunk_sizes:
+                    truncate_requests()
+                    e2e[chunk_size].append(end_to_end(records, status, chunk_size))
+            top, lean = harness.median(ceilings), harness.median(leans)
+            for chunk_size in chunk_sizes:
+                rate = harness.median(e2e[chunk_size])
+                rows.append((name, chunk_size, lean, top, rate, rate / top, rate / lean))
+    tutorial = tutorial_way(records[: args.tutorial_sample])
+    harness.print_table(
+        f"Batch throughput, {args.records:,} records, median of {args.runs} runs (records/s)",
+        [
+            "algorithm",
+            "chunk",
+            "lean ceiling",
+            "ceiling, same rows",
+            "end to end, 2 proc.",
+            "e2e / ceiling",
+            "e2e / lean",
+        ],
+        rows,
+    )
+    best_rf = max(r[4] for r in rows if r[0] == "random forest")
+    harness.print_table(
+        f"Against the tutorial's way ({args.tutorial_sample} records, random forest)",
+        ["path", "records/s", "speed-up"],
+        [
+            ("tutorial way, 1 process", tutorial, 1.0),
+            ("mlqueue batch, end to end", best_rf, best_rf / tutorial),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
