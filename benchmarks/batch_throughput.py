@@ -45,9 +45,11 @@ def truncate_requests() -> None:
 
 
 def ceiling(records: list[dict[str, Any]], status: str) -> float:
+    from shared.registry_cache import RegistryCache
     from workers.batch_serving import serve_chunk
     from workers.model_store import ModelStore
 
+    registry = RegistryCache(get_settings().registry_cache_s)
     store = ModelStore()
     store.load_all(get_settings().artifacts_dir)
     batch_id = uuid.uuid4().hex
@@ -55,6 +57,7 @@ def ceiling(records: list[dict[str, Any]], status: str) -> float:
     for start in range(0, len(records), CEILING_CHUNK):
         serve_chunk(
             store,
+            registry,
             batch_id=batch_id,
             endpoint=DEFAULT_ENDPOINT,
             start=start,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from sqlalchemy.orm import Session
@@ -41,8 +42,10 @@ from shared.db.batches import batch_progress, create_batch, finish_submission
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
 from shared.errors import MlqError, UnknownRequestError
+from shared.settings import get_settings
 
 BATCH_POLL_INTERVAL = 0.2
+REMEMBERED_IDS = 10_000
 IN_PROGRESS_STATES = {
     ISSUED_STATE: STATUS_QUEUED,
     "RECEIVED": STATUS_QUEUED,
@@ -56,6 +59,9 @@ class Client:
 
     def __init__(self, app: Celery | None = None) -> None:
         self.app = app or default_app
+        # Ids this client sent recently: their results are waited for without first
+        # asking the backend whether the id exists.
+        self._issued: dict[str, None] = {}
 
     def predict(
         self,
@@ -73,14 +79,42 @@ class Client:
             kwargs["status"] = status
         if version is not None:
             kwargs["version"] = version
-        # Marked before sending: a worker that finishes first overwrites the mark.
-        self.app.backend.store_result(request_id, None, ISSUED_STATE)
+        marks_after = isinstance(self.app.backend, RedisBackend)
+        if not marks_after:
+            # Before sending: written later, the mark could overwrite a finished result.
+            self.app.backend.store_result(request_id, None, ISSUED_STATE)
         try:
             self.app.send_task(TASK_PREDICT, kwargs=kwargs, task_id=request_id)
         except Exception:
             self.app.backend.forget(request_id)
             raise
+        if marks_after:
+            self._mark_issued_unless_done(request_id)
+        self._remember(request_id)
         return request_id
+
+    def _mark_issued_unless_done(self, request_id: str) -> None:
+        """Mark the id as issued in Redis, unless the worker already stored its result.
+
+        SET NX never overwrites, so the mark can follow the send (one round trip, no
+        race), telling an issued id apart from one never issued (Celery's PENDING).
+        """
+        backend = self.app.backend
+        meta = backend._get_result_meta(
+            result=None, state=ISSUED_STATE, traceback=None, request=None
+        )
+        meta["task_id"] = request_id
+        backend.client.set(
+            backend.get_key_for_task(request_id),
+            backend.encode(meta),
+            nx=True,
+            ex=get_settings().result_expires_s,
+        )
+
+    def _remember(self, request_id: str) -> None:
+        self._issued[request_id] = None
+        if len(self._issued) > REMEMBERED_IDS:
+            del self._issued[next(iter(self._issued))]
 
     def submit_batch(
         self,
@@ -177,7 +211,7 @@ class Client:
         tries to unsubscribe from Redis when Python can no longer import anything.
         """
         pending = AsyncResult(request_id, app=self.app)
-        if pending.state in IN_PROGRESS_STATES and timeout > 0:
+        if timeout > 0 and (request_id in self._issued or pending.state in IN_PROGRESS_STATES):
             with contextlib.suppress(CeleryTimeoutError):
                 pending.get(timeout=timeout, propagate=False, interval=0.02)
         return pending.state, pending.result

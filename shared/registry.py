@@ -201,15 +201,21 @@ def choose_algorithm(
     )
 
 
-def select_algorithm(
-    session: Session, *, endpoint: str, status: str | None = None, version: str | None = None
-) -> AlgorithmInfo:
+def endpoint_candidates(session: Session, *, endpoint: str) -> list[AlgorithmInfo]:
+    """The endpoint's algorithms with their current status; UnknownEndpointError if none."""
     candidates = list_algorithms(session, endpoint=endpoint)
     if not candidates and endpoint not in list_endpoints(session):
         raise UnknownEndpointError(
             f"unknown endpoint {endpoint!r}; known endpoints: "
             f"{', '.join(list_endpoints(session)) or 'none (run `mlq train`)'}"
         )
+    return candidates
+
+
+def select_algorithm(
+    session: Session, *, endpoint: str, status: str | None = None, version: str | None = None
+) -> AlgorithmInfo:
+    candidates = endpoint_candidates(session, endpoint=endpoint)
     return choose_algorithm(candidates, endpoint=endpoint, status=status, version=version)
 
 

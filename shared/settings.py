@@ -67,6 +67,10 @@ class Settings:
     # longest task so that a slow task is never run twice while it is still running.
     visibility_timeout_s: int = 3600
     task_time_limit_s: int = 600
+    # How long a worker reuses an endpoint's list of algorithms and statuses before
+    # reading it again: a status change (an A/B test starting or ending) reaches every
+    # worker within this time. 0 reads the registry on every request.
+    registry_cache_s: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +92,7 @@ class Settings:
             result_expires_s=_positive_int("MLQ_RESULT_EXPIRES", 7 * 24 * 3600),
             visibility_timeout_s=_positive_int("MLQ_VISIBILITY_TIMEOUT", 3600),
             task_time_limit_s=_positive_int("MLQ_TASK_TIME_LIMIT", 600),
+            registry_cache_s=_seconds("MLQ_REGISTRY_CACHE_SECONDS", 2.0),
         )
         if settings.visibility_timeout_s <= settings.task_time_limit_s:
             raise ConfigurationError(
@@ -116,6 +121,7 @@ class Settings:
             "result expires (s)": str(self.result_expires_s),
             "visibility timeout (s)": str(self.visibility_timeout_s),
             "task time limit (s)": str(self.task_time_limit_s),
+            "registry cache (s)": str(self.registry_cache_s),
         }
 
 
@@ -129,6 +135,19 @@ def _positive_int(name: str, default: int) -> int:
         raise ConfigurationError(f"{name}={raw!r} must be a whole number of seconds") from None
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} must be a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ConfigurationError(f"{name}={raw!r} must be between 0 and 3600")
     return value
 
 

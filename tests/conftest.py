@@ -26,6 +26,8 @@ os.environ.update(
     MLQ_DATABASE_URL=POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DATABASE}",
     MLQ_BROKER_URL=f"{REDIS_URL}/13",
     MLQ_RESULT_BACKEND=f"{REDIS_URL}/14",
+    # Tests change statuses and predict at once; the cache has its own unit test.
+    MLQ_REGISTRY_CACHE_SECONDS="0",
 )
 os.environ.pop("MLQ_ARTIFACTS_DIR", None)
 

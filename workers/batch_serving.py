@@ -16,7 +16,8 @@ from shared.db.engine import session_scope
 from shared.db.models import utcnow
 from shared.db.requests import copy_requests, existing_positions
 from shared.errors import MlqError
-from shared.registry import AlgorithmInfo, select_algorithm
+from shared.registry import AlgorithmInfo
+from shared.registry_cache import RegistryCache
 from workers.model_store import ModelStore
 from workers.serving import error_result, ok_results, request_row
 
@@ -61,6 +62,7 @@ def score_chunk(
 
 def serve_chunk(
     store: ModelStore,
+    registry: RegistryCache,
     *,
     batch_id: str,
     endpoint: str,
@@ -73,6 +75,7 @@ def serve_chunk(
         try:
             return _serve_chunk_once(
                 store,
+                registry,
                 batch_id=batch_id,
                 endpoint=endpoint,
                 start=start,
@@ -89,6 +92,7 @@ def serve_chunk(
 
 def _serve_chunk_once(
     store: ModelStore,
+    registry: RegistryCache,
     *,
     batch_id: str,
     endpoint: str,
@@ -106,7 +110,7 @@ def _serve_chunk_once(
         algorithm: AlgorithmInfo | None = None
         selection_error: MlqError | None = None
         try:
-            algorithm = select_algorithm(session, endpoint=endpoint, status=status, version=version)
+            algorithm = registry.select(endpoint=endpoint, status=status, version=version)
         except MlqError as error:
             selection_error = error
         results = score_chunk(

@@ -15,11 +15,12 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import STATUS_ERROR, STATUS_OK, PredictResult
-from shared.db.engine import session_scope
+from shared.db.engine import autocommit_connection
 from shared.db.requests import get_response, record_requests
 from shared.errors import MlqError
 from shared.json_safe import json_safe
-from shared.registry import AlgorithmInfo, select_algorithm
+from shared.registry import AlgorithmInfo
+from shared.registry_cache import RegistryCache
 from workers.model_store import LoadedModel, ModelStore
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def _predict(
 
 def serve_prediction(
     store: ModelStore,
+    registry: RegistryCache,
     *,
     request_id: str,
     record: object,
@@ -114,22 +116,23 @@ def serve_prediction(
     exists already returns the stored result and writes nothing.
     """
     started = time.perf_counter()
-    with session_scope() as session:
-        algorithm: AlgorithmInfo | None = None
-        try:
-            algorithm = select_algorithm(session, endpoint=endpoint, status=status, version=version)
-            result = _predict(store, algorithm, record, request_id)
-        except MlqError as error:
-            result = error_result(request_id, error, algorithm)
-        except SQLAlchemyError:
-            raise
-        except Exception:
-            log.exception("request %s: unexpected failure", request_id)
-            result = error_result(request_id, InternalError(), algorithm)
-        latency_ms = (time.perf_counter() - started) * 1000
-        row = request_row(result, endpoint=endpoint, record=record, latency_ms=latency_ms)
-        if record_requests(session, rows=[row]) == 0:
-            stored = get_response(session, request_id=request_id)
+    algorithm: AlgorithmInfo | None = None
+    try:
+        algorithm = registry.select(endpoint=endpoint, status=status, version=version)
+        result = _predict(store, algorithm, record, request_id)
+    except MlqError as error:
+        result = error_result(request_id, error, algorithm)
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("request %s: unexpected failure", request_id)
+        result = error_result(request_id, InternalError(), algorithm)
+    latency_ms = (time.perf_counter() - started) * 1000
+    row = request_row(result, endpoint=endpoint, record=record, latency_ms=latency_ms)
+    # One statement, committed by itself: the row is the only write of a prediction.
+    with autocommit_connection() as connection:
+        if record_requests(connection, rows=[row]) == 0:
+            stored = get_response(connection, request_id=request_id)
             log.info("request %s: redelivered, row exists, returning the stored result", request_id)
             return stored  # type: ignore[return-value]
     log.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.db.engine import get_engine, session_scope
+from shared.db.engine import dispose_all, session_scope
 from shared.db.migrate import require_current_schema
 from shared.registry import register_manifest
 from shared.settings import get_settings
@@ -33,4 +33,4 @@ def prepare_worker(store: ModelStore, *, hostname: str) -> None:
     models = store.load_all(settings.artifacts_dir)
     register_models(models, created_by=f"worker {hostname}")
     # The children open their own connections; none may inherit the parent's.
-    get_engine().dispose()
+    dispose_all()

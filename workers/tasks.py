@@ -16,7 +16,7 @@ from shared.contracts import (
 )
 from shared.errors import TransientError
 from workers.batch_serving import serve_chunk
-from workers.runtime import STORE
+from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_prediction
 
 # A database or broker outage is retried with exponential backoff (1 s, 2 s, 4 s, ...
@@ -41,6 +41,7 @@ def predict(
 ) -> PredictResult:
     return serve_prediction(
         STORE,
+        REGISTRY,
         request_id=request_id or self.request.id,
         record=record,
         endpoint=endpoint,
@@ -61,6 +62,7 @@ def predict_batch(
 ) -> PredictBatchResult:
     return serve_chunk(
         STORE,
+        REGISTRY,
         batch_id=batch_id,
         endpoint=endpoint,
         start=start,

@@ -11,16 +11,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from shared.settings import get_settings
 
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[tuple[int, str, bool], Engine] = {}
 
 
-def make_engine(url: str) -> Engine:
-    options: dict[str, Any] = {"pool_pre_ping": True}
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    # No pool_pre_ping: it costs a round trip on every checkout. A connection that went
+    # stale (the database restarted) fails its statement with OperationalError, the pool
+    # discards it, and the task is retried (see workers/tasks.py).
+    options: dict[str, Any] = {}
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
     if url.startswith("sqlite"):
         # Wait for another process's write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
@@ -38,13 +43,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def get_engine(url: str | None = None) -> Engine:
+def get_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
     url = url or get_settings().database_url
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, autocommit)
     engine = _engines.get(key)
     if engine is None:
-        engine = _engines[key] = make_engine(url)
+        engine = _engines[key] = make_engine(url, autocommit=autocommit)
     return engine
+
+
+@contextmanager
+def autocommit_connection(url: str | None = None) -> Iterator[Connection]:
+    """A connection where each statement commits by itself: one round trip for a single
+    INSERT instead of BEGIN, INSERT, COMMIT (the single-record path's hot spot)."""
+    with get_engine(url, autocommit=True).connect() as connection:
+        yield connection
+
+
+def dispose_all() -> None:
+    """Close this process's pools (before a fork, so no child inherits a connection)."""
+    for (pid, _, _), engine in list(_engines.items()):
+        if pid == os.getpid():
+            engine.dispose()
 
 
 @contextmanager
