@@ -1,0 +1,175 @@
+"""Batches through Redis, a real worker and PostgreSQL: order, counts, bad records,
+redelivery, CSV, JSON Lines and DataFrames."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from producer import Client
+from shared.celery_app import app
+from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT_BATCH, batch_request_id
+from shared.db.engine import session_scope
+from shared.db.models import MLRequest
+from tests.integration.conftest import run_mlq
+from workers.features import TARGET, read_adult
+from workers.training import ADULT_DATA
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(worker: object, clean_db: str) -> Client:
+    return Client()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> pd.DataFrame:
+    return read_adult(ADULT_DATA).tail(1000).reset_index(drop=True)
+
+
+def wait_done(client: Client, batch_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.batch_status(batch_id)
+        if status["state"] == "done":
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} not done: {client.batch_status(batch_id)}")
+
+
+def rows_of(batch_id: str) -> int:
+    with session_scope() as session:
+        query = select(func.count()).select_from(MLRequest).where(MLRequest.batch_id == batch_id)
+        return session.execute(query).scalar_one()
+
+
+def test_a_dataframe_is_scored_in_input_order(client: Client, held_out: pd.DataFrame) -> None:
+    frame = held_out.drop(columns=[TARGET])
+    submission = client.submit_batch(frame, chunk_size=128)
+    assert len(submission.request_ids) == 1000
+    status = wait_done(client, submission.batch_id)
+    assert (status["total"], status["done"], status["ok"], status["failed"]) == (
+        1000,
+        1000,
+        1000,
+        0,
+    )
+    assert status["rate_per_s"] > 0
+    with session_scope() as session:
+        rows = session.execute(
+            select(MLRequest.batch_position, MLRequest.id, MLRequest.input, MLRequest.label)
+            .where(MLRequest.batch_id == submission.batch_id)
+            .order_by(MLRequest.batch_position)
+        ).all()
+    assert [r.id for r in rows] == list(submission.request_ids)
+    assert [r.input["fnlwgt"] for r in rows] == frame["fnlwgt"].tolist()
+    accuracy = sum(r.label == t for r, t in zip(rows, held_out[TARGET], strict=True)) / 1000
+    assert accuracy > 0.8
+
+
+def test_bad_records_get_their_own_rows_and_the_rest_is_scored(client: Client) -> None:
+    records: list[Any] = [dict(EXAMPLE_RECORD) for _ in range(10)]
+    records[2] = {**EXAMPLE_RECORD, "age": "abc"}
+    records[5] = [1, 2, 3]
+    records[7] = {**EXAMPLE_RECORD, "workclass": "Astronaut"}
+    submission = client.submit_batch(records, chunk_size=4)
+    status = wait_done(client, submission.batch_id)
+    assert (status["ok"], status["failed"]) == (7, 3)
+    results = {i: client.result(submission.request_ids[i]) for i in range(10)}
+    assert results[2]["error"]["field"] == "age"
+    assert "must be a JSON object" in results[5]["error"]["message"]
+    assert results[7]["error"]["field"] == "workclass"
+    assert all(results[i]["label"] == "<=50K" for i in (0, 1, 3, 4, 6, 8, 9))
+
+
+def test_a_redelivered_chunk_writes_no_second_row(client: Client) -> None:
+    submission = client.submit_batch([EXAMPLE_RECORD] * 6, chunk_size=3)
+    wait_done(client, submission.batch_id)
+    kwargs = {
+        "batch_id": submission.batch_id,
+        "endpoint": "income_classifier",
+        "start": 3,
+        "records": [EXAMPLE_RECORD] * 3,
+    }
+    again = app.send_task(TASK_PREDICT_BATCH, kwargs=kwargs).get(timeout=30)
+    assert (again["count"], again["written"]) == (3, 0)
+    # A chunk cut differently overlaps what exists and scores only the new position.
+    wider = {**kwargs, "start": 4, "records": [EXAMPLE_RECORD] * 3}
+    assert app.send_task(TASK_PREDICT_BATCH, kwargs=wider).get(timeout=30)["written"] == 1
+    assert rows_of(submission.batch_id) == 7
+
+
+def test_resubmitting_the_same_batch_scores_nothing_twice(client: Client) -> None:
+    first = client.submit_batch([EXAMPLE_RECORD] * 5, chunk_size=2)
+    wait_done(client, first.batch_id)
+    again = client.submit_batch([EXAMPLE_RECORD] * 5, chunk_size=2, batch_id=first.batch_id)
+    assert again.batch_id == first.batch_id
+    wait_done(client, first.batch_id)
+    time.sleep(0.5)  # let the resent chunks run
+    assert rows_of(first.batch_id) == 5
+
+
+def test_a_record_of_a_batch_is_polled_by_its_request_id(client: Client) -> None:
+    submission = client.submit_batch([EXAMPLE_RECORD] * 3)
+    result = client.result(submission.request_ids[1], timeout=30)
+    assert result["status"] == "OK" and result["request_id"] == batch_request_id(
+        submission.batch_id, 1
+    )
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(EXAMPLE_RECORD))
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def test_the_cli_scores_a_csv_file_and_writes_results_in_order(
+    client: Client, tmp_path: Path, held_out: pd.DataFrame
+) -> None:
+    records = held_out.drop(columns=[TARGET]).head(300).to_dict("records")
+    records[10]["age"] = "abc"
+    path = tmp_path / "records.csv"
+    write_csv(path, records)
+    done = run_mlq("batch", "submit", str(path), "--chunk-size", "64", "--wait")
+    assert done.returncode == 1, done.stderr  # one record failed
+    batch_id, rest = done.stdout.split("\n", 1)
+    final = json.loads(rest)
+    assert (final["total"], final["ok"], final["failed"]) == (300, 299, 1)
+    status = run_mlq("batch", "status", batch_id)
+    assert json.loads(status.stdout)["done"] == 300
+    out = tmp_path / "out.csv"
+    exported = run_mlq("batch", "results", batch_id, "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    with out.open() as handle:
+        lines = list(csv.DictReader(handle))
+    assert [int(line["position"]) for line in lines] == list(range(300))
+    assert lines[10]["status"] == "ERROR" and "age" in lines[10]["error"]
+    assert lines[11]["status"] == "OK" and lines[11]["label"] in ("<=50K", ">50K")
+    assert lines[0]["algorithm"] == "random forest" and lines[0]["version"] == "0.0.1"
+
+
+def test_the_cli_scores_json_lines(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join([json.dumps(EXAMPLE_RECORD)] * 4 + ["{not json"]) + "\n")
+    done = run_mlq("batch", "submit", str(path), "--status", "testing", "--wait")
+    batch_id = done.stdout.split("\n", 1)[0]
+    results = run_mlq("batch", "results", batch_id)
+    lines = list(csv.DictReader(io.StringIO(results.stdout)))
+    assert [line["status"] for line in lines] == ["OK"] * 4 + ["ERROR"]
+    assert lines[0]["algorithm"] == "extra trees"
+
+
+def test_an_unknown_batch_says_so(client: Client) -> None:
+    done = run_mlq("batch", "status", "no-such-batch")
+    assert done.returncode == 4
+    assert "no batch with id 'no-such-batch'" in done.stderr
