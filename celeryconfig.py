@@ -6,7 +6,7 @@ settings object, so producers and workers always agree.
 
 from kombu import Exchange, Queue
 
-from shared.contracts import QUEUE_PREDICT, QUEUES, TASK_QUEUES
+from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_END_EXPIRED, TASK_QUEUES
 from shared.embedded_broker import TRANSPORT_PATH
 from shared.settings import get_settings
 
@@ -49,3 +49,14 @@ task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
 worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
+
+# Celery beat (`celery -A workers beat`) ends A/B tests whose time is up. Ending is
+# idempotent, so two beats, or a beat racing `mlq ab stop`, still end a test once.
+beat_schedule = {
+    "end-expired-ab-tests": {
+        "task": TASK_AB_END_EXPIRED,
+        "schedule": max(_settings.ab_check_s, 0.5),
+        "options": {"queue": QUEUE_CONTROL, "expires": max(_settings.ab_check_s, 0.5)},
+    }
+}
+beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, overload
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from celery.backends.redis import RedisBackend
@@ -25,23 +25,30 @@ from celery.result import AsyncResult
 from sqlalchemy.orm import Session
 
 from producer.batch_input import chunked, iter_records
+from producer.batches import BatchSubmission, BatchSubmitError, UnknownBatchError
+from shared.ab_tests import list_tests, start_test
 from shared.celery_app import app as default_app
 from shared.contracts import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_ENDPOINT,
+    FEEDBACK_CHUNK_SIZE,
     ISSUED_STATE,
+    RULE_SIGNIFICANCE,
     STATUS_ERROR,
     STATUS_QUEUED,
     STATUS_RUNNING,
+    TASK_AB_REPORT,
+    TASK_AB_STOP,
+    TASK_FEEDBACK,
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
-    batch_request_id,
+    FeedbackResult,
     parse_batch_request_id,
 )
 from shared.db.batches import batch_progress, create_batch, finish_submission
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
-from shared.errors import MlqError, UnknownRequestError
+from shared.errors import UnknownRequestError
 from shared.settings import get_settings
 
 BATCH_POLL_INTERVAL = 0.2
@@ -71,14 +78,21 @@ class Client:
         status: str | None = None,
         version: str | None = None,
         request_id: str | None = None,
+        assignment_key: str | None = None,
     ) -> str:
-        """Enqueue one record and return its request id at once."""
+        """Enqueue one record and return its request id at once.
+
+        ``assignment_key`` (a user or session id, say) keeps a caller in the same arm of
+        a running A/B test; without it the request id decides the arm.
+        """
         request_id = request_id or str(uuid.uuid4())
         kwargs: dict[str, Any] = {"record": record, "endpoint": endpoint, "request_id": request_id}
         if status is not None:
             kwargs["status"] = status
         if version is not None:
             kwargs["version"] = version
+        if assignment_key is not None:
+            kwargs["assignment_key"] = assignment_key
         marks_after = isinstance(self.app.backend, RedisBackend)
         if not marks_after:
             # Before sending: written later, the mark could overwrite a finished result.
@@ -174,6 +188,100 @@ class Client:
             finish_submission(session, batch_id=batch_id, total=sent)
         return BatchSubmission(batch_id, sent)
 
+    def feedback(self, request_id: str, label: str, *, timeout: float = 30) -> FeedbackResult:
+        """Give the true label of a request; wait for what became of it.
+
+        The result says whether it was recorded, replaced an earlier label, arrived
+        before its prediction (kept and joined later), or names an id never issued.
+        """
+        return self.feedback_many([(request_id, label)], timeout=timeout)
+
+    def feedback_many(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        timeout: float = 300,
+        chunk_size: int = FEEDBACK_CHUNK_SIZE,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> FeedbackResult:
+        """Give many (request_id, label) pairs, in messages of ``chunk_size``; the outcomes
+        of all of them, merged."""
+        pending = []
+        sent = 0
+        for chunk in chunked(pairs, chunk_size):
+            items = [{"request_id": str(rid), "label": str(label)} for rid, label in chunk]
+            pending.append(self.app.send_task(TASK_FEEDBACK, kwargs={"items": items}))
+            sent += len(items)
+            if on_sent:
+                on_sent(sent)
+        merged: FeedbackResult = {
+            "recorded": 0,
+            "replaced": [],
+            "early": [],
+            "unknown": [],
+            "invalid": [],
+        }
+        deadline = time.monotonic() + timeout
+        for outcome in pending:
+            part = outcome.get(timeout=max(0.1, deadline - time.monotonic()))
+            merged["recorded"] += part["recorded"]
+            for key in ("replaced", "early", "unknown", "invalid"):
+                merged[key].extend(part[key])
+        return merged
+
+    def start_ab_test(
+        self,
+        *,
+        endpoint: str,
+        a: str,
+        b: str,
+        duration: timedelta,
+        split: float = 0.5,
+        min_labelled: int = 200,
+        alpha: float = 0.05,
+        rule: str = RULE_SIGNIFICANCE,
+        title: str | None = None,
+        created_by: str = "mlq",
+    ) -> dict[str, Any]:
+        """Start an A/B test between the production algorithm ``a`` and ``b``."""
+        with session_scope() as session:
+            test = start_test(
+                session,
+                endpoint=endpoint,
+                a=a,
+                b=b,
+                duration=duration,
+                split=split,
+                min_labelled=min_labelled,
+                alpha=alpha,
+                rule=rule,
+                title=title,
+                created_by=created_by,
+            )
+            return {"id": test.id, "title": test.title, "ends_at": test.ends_at.isoformat()}
+
+    def ab_tests(self) -> list[dict[str, Any]]:
+        with session_scope() as session:
+            return [
+                {
+                    "id": t.id,
+                    "title": t.title,
+                    "created_at": t.created_at.isoformat(),
+                    "ends_at": t.ends_at.isoformat(),
+                    "ended_at": t.ended_at.isoformat() if t.ended_at else None,
+                    "result": (t.summary or {}).get("text"),
+                }
+                for t in list_tests(session)
+            ]
+
+    def ab_report(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
+        """Live figures per arm (computed by a worker), and the summary once ended."""
+        return dict(self.app.send_task(TASK_AB_REPORT, args=[test_id]).get(timeout=timeout))
+
+    def stop_ab_test(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
+        """Evaluate and end a test now (a test that has ended reports how it ended)."""
+        return dict(self.app.send_task(TASK_AB_STOP, args=[test_id]).get(timeout=timeout))
+
     def batch_status(self, batch_id: str) -> dict[str, Any]:
         """Progress of a batch: total, done, ok, failed, rate (one database query)."""
         with session_scope() as session:
@@ -236,50 +344,3 @@ class Client:
             return False
         progress = batch_progress(session, batch_id=parsed[0])
         return progress is not None and (progress.total is None or parsed[1] < progress.total)
-
-
-@dataclass(frozen=True)
-class BatchSubmission:
-    """A submitted batch: its id and, derived from it, every record's request id."""
-
-    batch_id: str
-    total: int
-
-    @property
-    def request_ids(self) -> RequestIds:
-        return RequestIds(self.batch_id, self.total)
-
-
-class RequestIds(Sequence[str]):
-    """The request ids of a batch's records in input order, made on demand (a batch of
-    millions needs no list of millions)."""
-
-    def __init__(self, batch_id: str, total: int) -> None:
-        self.batch_id = batch_id
-        self.total = total
-
-    def __len__(self) -> int:
-        return self.total
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[str]: ...
-    def __getitem__(self, index: int | slice) -> str | list[str]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.total))]
-        if index < 0:
-            index += self.total
-        if not 0 <= index < self.total:
-            raise IndexError(index)
-        return batch_request_id(self.batch_id, index)
-
-
-class BatchSubmitError(MlqError):
-    """Sending a batch stopped part way."""
-
-    code = "batch_submit"
-
-
-class UnknownBatchError(UnknownRequestError):
-    """No batch with this id was ever submitted."""

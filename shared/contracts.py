@@ -20,17 +20,36 @@ QUEUES = (QUEUE_PREDICT, QUEUE_BATCH, QUEUE_FEEDBACK, QUEUE_CONTROL)
 # Task names.
 TASK_PREDICT = "mlq.predict"
 TASK_PREDICT_BATCH = "mlq.predict_batch"
+TASK_FEEDBACK = "mlq.feedback"
+TASK_AB_END_EXPIRED = "mlq.ab.end_expired"
+TASK_AB_STOP = "mlq.ab.stop"
+TASK_AB_REPORT = "mlq.ab.report"
 TASK_ECHO = "mlq.echo"
 
 TASK_QUEUES = {
     TASK_PREDICT: QUEUE_PREDICT,
     TASK_PREDICT_BATCH: QUEUE_BATCH,
+    TASK_FEEDBACK: QUEUE_FEEDBACK,
+    TASK_AB_END_EXPIRED: QUEUE_CONTROL,
+    TASK_AB_STOP: QUEUE_CONTROL,
+    TASK_AB_REPORT: QUEUE_CONTROL,
     TASK_ECHO: QUEUE_PREDICT,
 }
 
+# How an A/B test decides. "significance": B replaces A only if both arms have enough
+# labelled requests, the traffic split is healthy and the difference is significant.
+# "higher_accuracy": the tutorial's rule, no test of chance.
+RULE_SIGNIFICANCE = "significance"
+RULE_HIGHER_ACCURACY = "higher_accuracy"
+DECISION_RULES = (RULE_SIGNIFICANCE, RULE_HIGHER_ACCURACY)
+STATUS_AB_TESTING = "ab_testing"
+
+# Feedback items per message when many are sent at once.
+FEEDBACK_CHUNK_SIZE = 1000
+
 # Records of a batch go to workers in chunks of this many (one message, one
 # predict_proba, one bulk write each); `benchmarks/batch_throughput.py` measures it.
-DEFAULT_CHUNK_SIZE = 2000
+DEFAULT_CHUNK_SIZE = 5000
 
 
 def batch_request_id(batch_id: str, position: int) -> str:
@@ -72,6 +91,22 @@ class PredictKwargs(TypedDict):
     request_id: NotRequired[str]  # default: the Celery task id, stable on redelivery
     status: NotRequired[str | None]  # default: "production"
     version: NotRequired[str | None]
+    assignment_key: NotRequired[str | None]  # A/B arm stickiness; default: the request id
+
+
+class FeedbackItem(TypedDict):
+    request_id: str
+    label: str
+
+
+class FeedbackResult(TypedDict):
+    """What ``mlq.feedback`` returns for its ``items``."""
+
+    recorded: int  # labels stored for requests that have a row
+    replaced: list[dict[str, str]]  # {request_id, previous, label}: a second label won
+    early: list[str]  # no row yet but issued: kept, joined when the row is written
+    unknown: list[str]  # never issued: kept all the same, and reported
+    invalid: list[dict[str, str]]  # {request_id, error}: not stored
 
 
 class PredictBatchKwargs(TypedDict):

@@ -71,6 +71,8 @@ class Settings:
     # reading it again: a status change (an A/B test starting or ending) reaches every
     # worker within this time. 0 reads the registry on every request.
     registry_cache_s: float = 2.0
+    # How often Celery beat looks for A/B tests whose time is up.
+    ab_check_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             visibility_timeout_s=_positive_int("MLQ_VISIBILITY_TIMEOUT", 3600),
             task_time_limit_s=_positive_int("MLQ_TASK_TIME_LIMIT", 600),
             registry_cache_s=_seconds("MLQ_REGISTRY_CACHE_SECONDS", 2.0),
+            ab_check_s=_seconds("MLQ_AB_CHECK_SECONDS", 30.0),
         )
         if settings.visibility_timeout_s <= settings.task_time_limit_s:
             raise ConfigurationError(
@@ -122,6 +125,7 @@ class Settings:
             "visibility timeout (s)": str(self.visibility_timeout_s),
             "task time limit (s)": str(self.task_time_limit_s),
             "registry cache (s)": str(self.registry_cache_s),
+            "A/B check every (s)": str(self.ab_check_s),
         }
 
 
@@ -154,6 +158,6 @@ def _seconds(name: str, default: float) -> float:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     settings = Settings.from_env()
-    if settings.uses_embedded_files:
-        settings.home.mkdir(parents=True, exist_ok=True)
+    # The embedded files, the demo's logs and beat's schedule live here.
+    settings.home.mkdir(parents=True, exist_ok=True)
     return settings

@@ -19,6 +19,7 @@ from shared.errors import MlqError
 from shared.registry import AlgorithmInfo
 from shared.registry_cache import RegistryCache
 from workers.model_store import ModelStore
+from workers.routing import Route, route_many
 from workers.serving import error_result, ok_results, request_row
 
 log = logging.getLogger(__name__)
@@ -107,27 +108,44 @@ def _serve_chunk_once(
             session, batch_id=batch_id, start=start, stop=start + len(records)
         )
         todo = [i for i in range(len(records)) if start + i not in done]
-        algorithm: AlgorithmInfo | None = None
-        selection_error: MlqError | None = None
+        keys = [batch_request_id(batch_id, start + i) for i in todo]
+        routes: list[Route | None]
         try:
-            algorithm = registry.select(endpoint=endpoint, status=status, version=version)
+            routes = list(
+                route_many(registry, endpoint=endpoint, keys=keys, status=status, version=version)
+            )
         except MlqError as error:
-            selection_error = error
-        results = score_chunk(
-            store,
-            algorithm,
-            selection_error,
-            batch_id=batch_id,
-            start=start,
-            records=records,
-            positions=todo,
-        )
+            routes = [None] * len(todo)
+            selection_error: MlqError | None = error
+        else:
+            selection_error = None
+        # Records routed to the same algorithm (an A/B arm, or all of them) score together.
+        groups: dict[Route | None, list[int]] = {}
+        for i, chosen in zip(todo, routes, strict=True):
+            groups.setdefault(chosen, []).append(i)
+        by_position: dict[int, PredictResult] = {}
+        for chosen, positions in groups.items():
+            scored = score_chunk(
+                store,
+                chosen.algorithm if chosen else None,
+                selection_error,
+                batch_id=batch_id,
+                start=start,
+                records=records,
+                positions=positions,
+            )
+            by_position.update(zip(positions, scored, strict=True))
+        results = [by_position[i] for i in todo]
         per_record_ms = (time.perf_counter() - started) * 1000 / max(len(todo), 1)
         now = utcnow()
         rows = []
-        for i, result in zip(todo, results, strict=True):
+        for i, result, chosen in zip(todo, results, routes, strict=True):
             row = request_row(
-                result, endpoint=endpoint, record=records[i], latency_ms=per_record_ms
+                result,
+                endpoint=endpoint,
+                record=records[i],
+                latency_ms=per_record_ms,
+                route=chosen,
             )
             row.update(batch_id=batch_id, batch_position=start + i, created_at=now)
             rows.append(row)

@@ -93,6 +93,13 @@ class ModelStore:
                 "train it and restart the worker"
             ) from None
 
+    def classes_by_endpoint(self) -> dict[str, frozenset[str]]:
+        """The labels each endpoint's models can give (what feedback may say)."""
+        classes: dict[str, set[str]] = {}
+        for (endpoint, _, _), model in self._models.items():
+            classes.setdefault(endpoint, set()).update(model.classes)
+        return {endpoint: frozenset(labels) for endpoint, labels in classes.items()}
+
     def __len__(self) -> int:
         return len(self._models)
 

@@ -22,6 +22,7 @@ from shared.json_safe import json_safe
 from shared.registry import AlgorithmInfo
 from shared.registry_cache import RegistryCache
 from workers.model_store import LoadedModel, ModelStore
+from workers.routing import Route, route
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,12 @@ def error_result(
 
 
 def request_row(
-    result: PredictResult, *, endpoint: str, record: object, latency_ms: float
+    result: PredictResult,
+    *,
+    endpoint: str,
+    record: object,
+    latency_ms: float,
+    route: Route | None = None,
 ) -> dict[str, Any]:
     algorithm = result["algorithm"]
     error = result["error"]
@@ -82,6 +88,8 @@ def request_row(
         "error_code": error["code"] if error else None,
         "error_message": error["message"] if error else None,
         "latency_ms": round(latency_ms, 3),
+        "ab_test_id": route.ab_test_id if route else None,
+        "ab_arm": route.ab_arm if route else None,
     }
 
 
@@ -109,6 +117,7 @@ def serve_prediction(
     endpoint: str,
     status: str | None = None,
     version: str | None = None,
+    assignment_key: str | None = None,
 ) -> PredictResult:
     """Predict one record and write its MLRequest row; a bad record gets an error row.
 
@@ -117,8 +126,16 @@ def serve_prediction(
     """
     started = time.perf_counter()
     algorithm: AlgorithmInfo | None = None
+    chosen: Route | None = None
     try:
-        algorithm = registry.select(endpoint=endpoint, status=status, version=version)
+        chosen = route(
+            registry,
+            endpoint=endpoint,
+            key=assignment_key or request_id,
+            status=status,
+            version=version,
+        )
+        algorithm = chosen.algorithm
         result = _predict(store, algorithm, record, request_id)
     except MlqError as error:
         result = error_result(request_id, error, algorithm)
@@ -128,7 +145,7 @@ def serve_prediction(
         log.exception("request %s: unexpected failure", request_id)
         result = error_result(request_id, InternalError(), algorithm)
     latency_ms = (time.perf_counter() - started) * 1000
-    row = request_row(result, endpoint=endpoint, record=record, latency_ms=latency_ms)
+    row = request_row(result, endpoint=endpoint, record=record, latency_ms=latency_ms, route=chosen)
     # One statement, committed by itself: the row is the only write of a prediction.
     with autocommit_connection() as connection:
         if record_requests(connection, rows=[row]) == 0:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.result import AsyncResult
 from sqlalchemy.exc import OperationalError
 
 from shared.celery_app import app
 from shared.contracts import (
+    TASK_AB_END_EXPIRED,
+    TASK_AB_REPORT,
+    TASK_AB_STOP,
     TASK_ECHO,
+    TASK_FEEDBACK,
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
+    FeedbackResult,
     PredictBatchResult,
     PredictResult,
+    parse_batch_request_id,
 )
+from shared.db.batches import batch_progress
+from shared.db.engine import session_scope
 from shared.errors import TransientError
+from workers.ab_evaluation import end_expired, end_test, report
 from workers.batch_serving import serve_chunk
+from workers.feedback import serve_feedback
 from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_prediction
 
@@ -38,6 +49,7 @@ def predict(
     request_id: str | None = None,
     status: str | None = None,
     version: str | None = None,
+    assignment_key: str | None = None,
 ) -> PredictResult:
     return serve_prediction(
         STORE,
@@ -47,6 +59,7 @@ def predict(
         endpoint=endpoint,
         status=status,
         version=version,
+        assignment_key=assignment_key,
     )
 
 
@@ -70,6 +83,39 @@ def predict_batch(
         status=status,
         version=version,
     )
+
+
+def _was_issued(request_id: str) -> bool:
+    """Whether a request id without a row was ever sent: a record of a known batch, or an
+    id the result backend knows (the producer marks what it sends)."""
+    parsed = parse_batch_request_id(request_id)
+    if parsed is not None:
+        with session_scope() as session:
+            progress = batch_progress(session, batch_id=parsed[0])
+        if progress is not None:
+            return progress.total is None or parsed[1] < progress.total
+    return bool(AsyncResult(request_id, app=app).state != "PENDING")
+
+
+@app.task(name=TASK_FEEDBACK, **RETRY_POLICY)
+def feedback(items: list[Any]) -> FeedbackResult:
+    return serve_feedback(items, classes=STORE.classes_by_endpoint(), was_issued=_was_issued)
+
+
+@app.task(name=TASK_AB_END_EXPIRED, **RETRY_POLICY)
+def end_expired_ab_tests() -> list[dict[str, Any]]:
+    """Run by Celery beat: end every A/B test whose time is up."""
+    return end_expired(ended_by="beat")
+
+
+@app.task(name=TASK_AB_STOP, **RETRY_POLICY)
+def stop_ab_test(test_id: int, ended_by: str = "mlq ab stop") -> dict[str, Any]:
+    return end_test(test_id, ended_by=ended_by)
+
+
+@app.task(name=TASK_AB_REPORT, **RETRY_POLICY)
+def report_ab_test(test_id: int) -> dict[str, Any]:
+    return report(test_id)
 
 
 @app.task(name=TASK_ECHO)

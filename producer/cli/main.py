@@ -22,8 +22,10 @@ from typing import Any
 
 import click
 
+from producer.cli.ab import ab
 from producer.cli.batch import batch
 from producer.cli.demo import demo
+from producer.cli.feedback import feedback
 from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
 from shared.contracts import DEFAULT_ENDPOINT
 from shared.errors import MlqError, UnknownRequestError
@@ -236,3 +238,5 @@ def result(request_id: str, timeout: float) -> None:
 
 cli.add_command(demo)
 cli.add_command(batch)
+cli.add_command(feedback)
+cli.add_command(ab)

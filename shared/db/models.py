@@ -111,8 +111,21 @@ class MLAlgorithmStatus(Base):
 
 
 class ABTest(Base):
+    """An A/B test between the endpoint's production algorithm (A, the control) and a
+    challenger (B). At most one runs per endpoint, which the database enforces."""
+
     __tablename__ = "ab_test"
-    __table_args__ = (CheckConstraint("split > 0 AND split < 1", name="split"),)
+    __table_args__ = (
+        CheckConstraint("split > 0 AND split < 1", name="split"),
+        CheckConstraint("alpha > 0 AND alpha < 1", name="alpha"),
+        Index(
+            "uq_ab_test_one_running",
+            "endpoint_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"), index=True)
@@ -126,9 +139,27 @@ class ABTest(Base):
     # Share of the endpoint's default traffic that goes to arm B.
     split: Mapped[float] = mapped_column(Float, default=0.5)
     min_labelled: Mapped[int] = mapped_column(Integer, default=200)
+    alpha: Mapped[float] = mapped_column(Float, default=0.05)
     decision_rule: Mapped[str] = mapped_column(String(32))
+    ended_by: Mapped[str | None] = mapped_column(String(128))
     summary: Mapped[dict[str, Any] | None]
     winner_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"))
+
+
+class Feedback(Base):
+    """The true label of a request, given after the fact.
+
+    Keyed by request id with no foreign key: feedback that arrives before its
+    prediction row is kept here and joins the row once it exists.
+    """
+
+    __tablename__ = "feedback"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    times_given: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Batch(Base):
@@ -163,8 +194,6 @@ class MLRequest(Base):
     response: Mapped[dict[str, Any]]
     label: Mapped[str | None] = mapped_column(String(128))
     probability: Mapped[float | None]
-    feedback: Mapped[str | None] = mapped_column(String(128))
-    feedback_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(8))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -64,6 +64,8 @@ BULK_COLUMNS = (
     "batch_id",
     "batch_position",
     "created_at",
+    "ab_test_id",
+    "ab_arm",
 )
 
 

@@ -20,7 +20,7 @@ from producer.batch_input import (
     jsonl_records,
     open_records,
 )
-from producer.client import RequestIds
+from producer.batches import RequestIds
 from shared.contracts import batch_request_id, parse_batch_request_id
 
 

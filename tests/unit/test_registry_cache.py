@@ -8,7 +8,7 @@ import pytest
 
 from shared.errors import UnknownEndpointError
 from shared.registry import AlgorithmInfo
-from shared.registry_cache import RegistryCache
+from shared.registry_cache import EndpointEntry, RegistryCache
 
 
 class Clock:
@@ -26,11 +26,11 @@ def test_a_status_change_is_seen_once_the_ttl_has_passed() -> None:
     registry = {"e": [algo("rf", "production")]}
     loads: list[str] = []
 
-    def load(endpoint: str) -> list[AlgorithmInfo]:
+    def load(endpoint: str) -> EndpointEntry:
         loads.append(endpoint)
         if endpoint not in registry:
             raise UnknownEndpointError(endpoint)
-        return list(registry[endpoint])
+        return EndpointEntry(list(registry[endpoint]))
 
     clock = Clock()
     cache = RegistryCache(2.0, load=load, clock=clock)
@@ -47,7 +47,7 @@ def test_a_status_change_is_seen_once_the_ttl_has_passed() -> None:
 def test_an_unknown_endpoint_is_not_cached() -> None:
     calls = []
 
-    def load(endpoint: str) -> list[AlgorithmInfo]:
+    def load(endpoint: str) -> EndpointEntry:
         calls.append(endpoint)
         raise UnknownEndpointError(endpoint)
 
@@ -61,9 +61,9 @@ def test_an_unknown_endpoint_is_not_cached() -> None:
 def test_zero_reads_every_time() -> None:
     calls = []
 
-    def load(endpoint: str) -> list[AlgorithmInfo]:
+    def load(endpoint: str) -> EndpointEntry:
         calls.append(endpoint)
-        return [algo("rf", "production")]
+        return EndpointEntry([algo("rf", "production")])
 
     cache = RegistryCache(0, load=load, clock=Clock())
     cache.select(endpoint="e")

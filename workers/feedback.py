@@ -1,0 +1,80 @@
+"""Recording feedback: validate each label against the model's classes, store it, and
+say for each request what happened (recorded, replaced, early, unknown, invalid)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from shared.contracts import FeedbackResult
+from shared.db.engine import session_scope
+from shared.db.feedback import existing_requests, previous_labels, upsert_feedback
+
+MAX_ID_LENGTH = 128
+
+
+def _item_error(item: Any) -> str | None:
+    if not isinstance(item, Mapping):
+        return "a feedback item must be an object with request_id and label"
+    request_id, label = item.get("request_id"), item.get("label")
+    if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
+        return f"request_id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+    if not isinstance(label, str):
+        return "label must be a string"
+    return None
+
+
+def serve_feedback(
+    items: Sequence[Any],
+    *,
+    classes: Mapping[str, frozenset[str]],
+    was_issued: Callable[[str], bool],
+) -> FeedbackResult:
+    """``classes`` maps each endpoint to its models' labels; ``was_issued`` says whether
+    a request id without a row was ever sent (its row may still come)."""
+    result: FeedbackResult = {
+        "recorded": 0,
+        "replaced": [],
+        "early": [],
+        "unknown": [],
+        "invalid": [],
+    }
+    labels: dict[str, str] = {}
+    for item in items:
+        error = _item_error(item)
+        if error:
+            given = item.get("request_id") if isinstance(item, Mapping) else None
+            result["invalid"].append({"request_id": str(given or ""), "error": error})
+            continue
+        labels[item["request_id"]] = item["label"]
+    every_class = frozenset().union(*classes.values()) if classes else frozenset()
+    with session_scope() as session:
+        ids = list(labels)
+        rows = existing_requests(session, ids=ids)
+        previous = previous_labels(session, ids=ids)
+        for request_id, label in list(labels.items()):
+            allowed = (
+                classes.get(rows[request_id], every_class) if request_id in rows else every_class
+            )
+            if label not in allowed:
+                result["invalid"].append(
+                    {
+                        "request_id": request_id,
+                        "error": f"label {label!r} is not one of the model's classes: "
+                        f"{', '.join(sorted(allowed))}",
+                    }
+                )
+                del labels[request_id]
+        upsert_feedback(session, labels=labels)
+    for request_id, label in labels.items():
+        if request_id in previous:
+            result["replaced"].append(
+                {"request_id": request_id, "previous": previous[request_id], "label": label}
+            )
+        if request_id in rows:
+            result["recorded"] += 1
+        elif was_issued(request_id):
+            result["early"].append(request_id)
+        else:
+            result["unknown"].append(request_id)
+    return result
