@@ -135,3 +135,53 @@ class LocalWorker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LocalBeat:
+    """A ``celery -A workers beat`` child process (the scheduler that ends A/B tests).
+
+    Usage::
+
+        with LocalBeat(log_path=Path("beat.log")):
+            ...
+    """
+
+    def __init__(self, *, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.command = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel=INFO"]
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> LocalBeat:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while "beat: Starting" not in self.log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise WorkerStartError(f"beat did not start; see {self.log_path}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> LocalBeat:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

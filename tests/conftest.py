@@ -28,18 +28,43 @@ os.environ.update(
     MLQ_RESULT_BACKEND=f"{REDIS_URL}/14",
     # Tests change statuses and predict at once; the cache has its own unit test.
     MLQ_REGISTRY_CACHE_SECONDS="0",
+    MLQ_ARTIFACTS_DIR=str(TEST_HOME / "artifacts"),
 )
-os.environ.pop("MLQ_ARTIFACTS_DIR", None)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLANTED = "wrong forest"
 
 
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
-    """The project's trained models, trained now if missing (about 10 s)."""
-    from shared.settings import get_settings
-    from workers.training import train_missing
+    """This run's models: the project's own (trained now if missing, about 30 s), linked,
+    and a planted one trained on flipped labels, wrong on purpose, for A/B tests. It is
+    registered as staging, so no default selection ever picks it."""
+    from sklearn.ensemble import RandomForestClassifier
 
+    from shared.settings import get_settings
+    from workers.features import TARGET
+    from workers.training import AlgorithmSpec, Split, split_adult, train_algorithm, train_missing
+
+    project = PROJECT_ROOT / "artifacts"
+    train_missing(project)
     directory = get_settings().artifacts_dir
-    train_missing(directory)
+    for folder in project.glob("*/*/"):
+        link = directory / folder.parent.name / folder.name
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(folder, target_is_directory=True)
+    if not list(directory.glob("*/wrong_forest-*/manifest.json")):
+        split = split_adult()
+        flipped = split.train.assign(
+            **{TARGET: split.train[TARGET].map({"<=50K": ">50K", ">50K": "<=50K"})}
+        )
+        spec = AlgorithmSpec(
+            PLANTED,
+            "0.0.1",
+            "staging",
+            "trained on flipped labels, for A/B tests",
+            lambda: RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+        )
+        train_algorithm(spec, Split(flipped, split.test), directory)
     return directory

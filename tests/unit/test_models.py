@@ -37,9 +37,12 @@ def test_extra_trees_labels_the_tutorial_record(store: ModelStore) -> None:
     assert label_of(store.get(DEFAULT_ENDPOINT, "extra trees", "0.0.1"), EXAMPLE_RECORD) == "<=50K"
 
 
+TUTORIAL = {"random forest", "extra trees"}
+
+
 def test_held_out_accuracy_is_as_the_tutorial_reports(store: ModelStore) -> None:
     split = split_adult()
-    for model in store:
+    for model in (m for m in store if m.key[1] in TUTORIAL):
         predicted = model.predict_proba(model.schema.transform(split.test)).argmax(axis=1)
         accuracy = np.mean(np.asarray(model.classes)[predicted] == split.test["income"])
         assert accuracy == pytest.approx(model.artifact.manifest["metrics"]["accuracy"], abs=1e-4)
@@ -68,7 +71,7 @@ def test_manifests_describe_files_libraries_schema_and_metrics(artifacts_dir: Pa
         assert manifest["features"]["numeric"]["age"]["min"] == 0
         assert manifest["classes"] == ["<=50K", ">50K"]
         assert manifest["training"]["split_random_state"] == 1234
-        assert manifest["initial_status"] in {"production", "testing"}
+        assert manifest["initial_status"] in {"production", "testing", "staging"}
 
 
 def test_the_served_onnx_model_agrees_with_scikit_learn_on_held_out_rows(

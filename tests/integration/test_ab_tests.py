@@ -1,0 +1,308 @@
+"""A/B tests on the real stack: the tutorial's flow ended by beat and by stop, planted
+winners, empty arms, races, and feedback that comes early or twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from producer import Client
+from producer.local_worker import LocalBeat
+from shared.ab_tests import get_test
+from shared.db.batches import create_batch, finish_submission
+from shared.db.engine import session_scope
+from shared.db.models import Feedback, MLAlgorithmStatus, MLRequest
+from shared.registry import list_algorithms, set_status
+from tests.conftest import PLANTED, TEST_HOME
+from tests.integration.conftest import run_mlq
+from workers.ab_evaluation import end_test
+from workers.features import TARGET, read_adult
+from workers.training import ADULT_DATA
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(worker: object, clean_db: str) -> Client:
+    return Client()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> pd.DataFrame:
+    return read_adult(ADULT_DATA).tail(2000).reset_index(drop=True)
+
+
+def statuses() -> dict[str, str]:
+    with session_scope() as session:
+        return {a.name: a.status for a in list_algorithms(session)}
+
+
+def send_with_feedback(
+    client: Client, rows: pd.DataFrame, *, labels: bool = True
+) -> list[dict[str, Any]]:
+    """Each row through the endpoint's default traffic, then its true label as feedback."""
+    records = rows.drop(columns=[TARGET]).to_dict("records")
+    ids = [client.predict(record) for record in records]
+    results = [client.result(i, timeout=30) for i in ids]
+    if labels:
+        outcome = client.feedback_many(zip(ids, rows[TARGET], strict=True))
+        assert outcome["recorded"] == len(ids) and not outcome["invalid"]
+    return results
+
+
+def recomputed(test_id: int) -> dict[str, tuple[int, int, float | None]]:
+    """Requests, labelled and accuracy per arm, straight from the rows."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(MLRequest.ab_arm, MLRequest.label, Feedback.label)
+            .outerjoin(Feedback, Feedback.request_id == MLRequest.id)
+            .where(MLRequest.ab_test_id == test_id)
+        ).all()
+    figures = {}
+    for arm in ("A", "B"):
+        mine = [r for r in rows if r[0] == arm]
+        labelled = [r for r in mine if r[2] is not None]
+        correct = sum(r[1] == r[2] for r in labelled)
+        figures[arm] = (len(mine), len(labelled), correct / len(labelled) if labelled else None)
+    return figures
+
+
+def assert_summary_matches_rows(summary: dict[str, Any], test_id: int) -> None:
+    rows = recomputed(test_id)
+    for arm in ("A", "B"):
+        stats = summary["arms"][arm]
+        assert (stats["requests"], stats["labelled"]) == rows[arm][:2]
+        expected = rows[arm][2]
+        assert stats["accuracy"] == (None if expected is None else pytest.approx(expected))
+
+
+def test_the_tutorial_flow_ended_by_beat(client: Client, held_out: pd.DataFrame) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(seconds=3),
+    )
+    assert statuses() == {
+        "random forest": "production",
+        "extra trees": "ab_testing",
+        PLANTED: "staging",
+    }
+    results = send_with_feedback(client, held_out.head(100))
+    arms = {r["algorithm"]["name"] for r in results}
+    assert arms == {"random forest", "extra trees"}  # both arms served, production in service
+    with LocalBeat(log_path=TEST_HOME / "beat.log", env={"MLQ_AB_CHECK_SECONDS": "1"}):
+        deadline = time.monotonic() + 30
+        while client.ab_report(test["id"])["ended_at"] is None:
+            assert time.monotonic() < deadline, "beat did not end the test"
+            time.sleep(0.5)
+    report = client.ab_report(test["id"])
+    assert report["ended_by"] == "beat"
+    summary = report["summary"]
+    assert_summary_matches_rows(summary, test["id"])
+    assert summary["arms"]["A"]["requests"] + summary["arms"]["B"]["requests"] == 100
+    # About 50 labelled per arm is below the default minimum of 200: no promotion.
+    assert summary["winner"] is None and "too few labelled" in summary["reason"]
+    assert summary["text"].startswith("Model #1 accuracy: ")
+    assert statuses()["random forest"] == "production"
+    assert statuses()["extra trees"] == "testing"
+
+
+def plant_control(client: Client) -> None:
+    """Make the wrong-on-purpose model the endpoint's production algorithm."""
+    with session_scope() as session:
+        ids = {a.name: a.id for a in list_algorithms(session)}
+        set_status(session, algorithm_id=ids["random forest"], status="testing", created_by="t")
+        set_status(session, algorithm_id=ids[PLANTED], status="production", created_by="t")
+
+
+def test_a_clear_winner_on_planted_data_is_promoted(client: Client, held_out: pd.DataFrame) -> None:
+    plant_control(client)
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a=PLANTED,
+        b="random forest",
+        duration=timedelta(hours=1),
+        min_labelled=50,
+    )
+    send_with_feedback(client, held_out.head(200))
+    ended = client.stop_ab_test(test["id"])
+    assert ended["ended_now"] is True
+    summary = ended["summary"]
+    assert (summary["winner"], summary["promote"]) == ("B", True)
+    assert summary["p_value"] < 0.001
+    assert summary["arms"]["B"]["accuracy"] > 0.7 > summary["arms"]["A"]["accuracy"]
+    assert_summary_matches_rows(summary, test["id"])
+    assert statuses()["random forest"] == "production"
+    assert statuses()[PLANTED] == "testing"
+
+
+def test_the_tutorial_rule_is_an_explicit_option(client: Client, held_out: pd.DataFrame) -> None:
+    done = run_mlq(
+        "ab",
+        "start",
+        "--a",
+        "random forest",
+        "--b",
+        "extra trees",
+        "--duration",
+        "1h",
+        "--rule",
+        "higher_accuracy",
+    )
+    assert done.returncode == 0, done.stderr
+    test_id = json.loads(done.stdout)["id"]
+    send_with_feedback(client, held_out.head(60))
+    stopped = run_mlq("ab", "stop", str(test_id))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "tutorial rule" in stopped.stdout or "equal accuracy" in stopped.stdout
+
+
+def test_an_arm_without_requests_and_no_feedback_at_all(client: Client) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    ended = client.stop_ab_test(test["id"])
+    assert ended["summary"]["reason"].startswith("no labelled requests on arm A and B")
+    assert ended["summary"]["arms"]["B"]["accuracy"] is None
+    assert statuses()["random forest"] == "production"
+
+
+def test_requests_without_feedback_are_not_counted_wrong(
+    client: Client, held_out: pd.DataFrame
+) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    send_with_feedback(client, held_out.head(20), labels=False)
+    summary = client.stop_ab_test(test["id"])["summary"]
+    assert summary["arms"]["A"]["requests"] + summary["arms"]["B"]["requests"] == 20
+    assert summary["arms"]["A"]["labelled"] == summary["arms"]["B"]["labelled"] == 0
+
+
+def test_concurrent_evaluations_end_a_test_once(client: Client, held_out: pd.DataFrame) -> None:
+    plant_control(client)
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a=PLANTED,
+        b="random forest",
+        duration=timedelta(hours=1),
+        min_labelled=20,
+    )
+    send_with_feedback(client, held_out.head(80))
+    outcomes: list[dict[str, Any]] = []
+    barrier = threading.Barrier(4)
+
+    def in_process() -> None:
+        barrier.wait()
+        outcomes.append(end_test(test["id"], ended_by="racer"))
+
+    def through_worker() -> None:
+        barrier.wait()
+        outcomes.append(client.stop_ab_test(test["id"]))
+
+    threads = [
+        threading.Thread(target=f) for f in (in_process, in_process, through_worker, through_worker)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(o["ended_now"] for o in outcomes) == [False, False, False, True]
+    with session_scope() as session:
+        promotions = session.execute(
+            select(func.count())
+            .select_from(MLAlgorithmStatus)
+            .where(MLAlgorithmStatus.created_by.like(f"ab test #{test['id']}%"))
+        ).scalar_one()
+        assert get_test(session, test_id=test["id"]).winner_id is not None
+    assert promotions == 2  # planted model to testing, random forest to production, once
+
+
+def test_one_running_test_per_endpoint(client: Client) -> None:
+    client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    again = run_mlq("ab", "start", "--a", "random forest", "--b", "extra trees", "--duration", "1h")
+    assert again.returncode == 1 and "already running" in again.stderr
+
+
+def test_feedback_early_twice_unknown_and_invalid(client: Client) -> None:
+    with session_scope() as session:
+        create_batch(
+            session,
+            batch_id="early",
+            endpoint="income_classifier",
+            status=None,
+            version=None,
+            source=None,
+        )
+        finish_submission(session, batch_id="early", total=3)
+    early = client.feedback("early:1", "<=50K")
+    assert early["early"] == ["early:1"] and early["recorded"] == 0
+    unknown = client.feedback("never-issued", ">50K")
+    assert unknown["unknown"] == ["never-issued"]
+    request_id = client.predict(read_adult(ADULT_DATA).drop(columns=[TARGET]).iloc[0].to_dict())
+    client.result(request_id, timeout=30)
+    assert client.feedback(request_id, "<=50K")["recorded"] == 1
+    again = client.feedback(request_id, ">50K")
+    assert again["replaced"] == [{"request_id": request_id, "previous": "<=50K", "label": ">50K"}]
+    invalid = client.feedback(request_id, "rich")
+    assert "not one of the model's classes" in invalid["invalid"][0]["error"]
+    with session_scope() as session:
+        stored = session.get(Feedback, request_id)
+        assert stored is not None and (stored.label, stored.times_given) == (">50K", 2)
+        assert session.get(Feedback, "never-issued") is not None  # kept, not dropped
+
+
+def test_early_feedback_joins_its_row_when_it_arrives(
+    client: Client, held_out: pd.DataFrame
+) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+        min_labelled=1,
+    )
+    row = held_out.iloc[0]
+    assert client.feedback("late-row", row[TARGET])["unknown"] == ["late-row"]
+    client.result(client.predict(row.drop(TARGET).to_dict(), request_id="late-row"), timeout=30)
+    summary = client.stop_ab_test(test["id"])["summary"]
+    assert summary["arms"]["A"]["labelled"] + summary["arms"]["B"]["labelled"] == 1
+
+
+def test_show_plots_accuracy_over_time(
+    client: Client, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    send_with_feedback(client, held_out.head(40))
+    plot = tmp_path / "ab.png"
+    shown = run_mlq("ab", "show", str(test["id"]), "--plot", str(plot))
+    assert shown.returncode == 0, shown.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert '"live"' in shown.stdout and '"ended_at": null' in shown.stdout
+    listed = run_mlq("ab", "list")
+    assert test["title"] in listed.stdout
