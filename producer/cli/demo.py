@@ -1,42 +1,60 @@
-"""`mlq demo`: the whole path on embedded defaults, no server needed.
+"""`mlq demo`: the whole mission on embedded defaults, no server needed (or on Redis and
+PostgreSQL when the MLQ_* URLs are set).
 
-Migrates the database, trains the models if they are missing, starts a worker,
-predicts the tutorial's sample record through the queue, and prints the result.
+Migrates the database, trains the models if they are missing, starts a worker and
+beat, predicts the tutorial's sample record, scores a batch of held-out records with a
+progress bar, runs an A/B test on them with their true labels as feedback, lets beat
+end it, and prints the decision.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
+from typing import Any
 
 import click
 
 from producer.cli.output import emit
 from shared.contracts import DEFAULT_ENDPOINT, EXAMPLE_RECORD
 
+BATCH_RECORDS = 1000
+TUTORIAL = ("random forest", "extra trees")
+AB_SECONDS = 10
+
 
 def _step(text: str) -> None:
     click.secho(f"==> {text}", fg="cyan", err=True)
 
 
-@click.command()
-def demo() -> None:
-    """Train if needed, start a worker, predict the sample record through the queue.
+def _say(text: str) -> None:
+    click.echo(f"    {text}", err=True)
 
-    Usage:
+
+@click.command()
+@click.option(
+    "--records",
+    default=BATCH_RECORDS,
+    show_default=True,
+    help="Held-out records to score in the batch and the A/B test.",
+)
+def demo(records: int) -> None:
+    """Run the whole flow on embedded defaults: train, worker, batch, A/B test, decision.
 
     \b
         mlq demo
     """
     from producer.client import Client
-    from producer.local_worker import LocalWorker
+    from producer.local_worker import LocalBeat, LocalWorker
     from shared.db.migrate import upgrade
     from shared.settings import get_settings
 
     settings = get_settings()
+    started = time.monotonic()
     _step("configuration")
-    for what, where in settings.describe().items():
-        click.echo(f"    {what:<15} {where}", err=True)
+    for what, where in list(settings.describe().items())[:5]:
+        _say(f"{what:<15} {where}")
 
     _step("migrating the database")
     upgrade()
@@ -47,27 +65,94 @@ def demo() -> None:
 
     train_and_register(force=False, data=None, to_stderr=True)
 
-    log_path = settings.home / "demo-worker.log"
-    _step(f"starting a worker (log: {log_path})")
-    started = time.monotonic()
-    with LocalWorker(log_path=log_path, name="demo") as _worker:
-        click.echo(f"    ready in {time.monotonic() - started:.1f}s", err=True)
-        _step("predicting the tutorial's sample record through the queue")
-        click.echo(f"    {json.dumps(EXAMPLE_RECORD)}", err=True)
+    home = settings.home
+    _step(f"starting a worker and beat (logs: {home}/demo-worker.log, demo-beat.log)")
+    # The demo starts its A/B test and sends traffic at once: no registry cache delay.
+    fresh = {"MLQ_REGISTRY_CACHE_SECONDS": "0", "MLQ_AB_CHECK_SECONDS": "1"}
+    with (
+        LocalWorker(log_path=home / "demo-worker.log", name="demo", env=fresh),
+        LocalBeat(log_path=home / "demo-beat.log", env=fresh),
+    ):
         client = Client()
-        sent = time.monotonic()
-        request_id = client.predict(EXAMPLE_RECORD, endpoint=DEFAULT_ENDPOINT)
-        result = client.result(request_id, timeout=60)
-        elapsed_ms = (time.monotonic() - sent) * 1000
-        emit(result)
-        click.echo(f"    round trip {elapsed_ms:.0f} ms", err=True)
-        _step("stopping the worker")
-    _step("next")
-    click.echo(
-        f"    mlq result {request_id}      # the stored result, any time later\n"
-        "    mlq algorithms               # the registry\n"
-        "    see README.md to run against Redis and PostgreSQL",
-        err=True,
-    )
+        request_id = _predict_sample(client)
+        test, batch_id = _ab_test_on_a_batch(client, records)
+        summary = _wait_for_beat(client, test["id"], test["arms"])
+        _step("stopping the worker and beat")
+    _step(f"done in {time.monotonic() - started:.0f}s; where to look next")
+    _say(f"mlq result {request_id}        # the sample's stored result, any time later")
+    _say(f"mlq batch results {batch_id} -o results.csv")
+    _say(f"mlq ab show {test['id']} --plot ab.png   # needs a worker running")
+    _say("mlq algorithms                 # statuses after the test")
+    _say("README.md: running against Redis and PostgreSQL, Flower, the task reference")
+    if summary is None:
+        raise click.ClickException("beat did not end the A/B test in time")
+
+
+def _predict_sample(client: Any) -> str:
+    _step("predicting the tutorial's sample record through the queue")
+    _say(json.dumps(EXAMPLE_RECORD))
+    sent = time.monotonic()
+    request_id = client.predict(EXAMPLE_RECORD, endpoint=DEFAULT_ENDPOINT)
+    result = client.result(request_id, timeout=60)
+    emit(result)
+    _say(f"round trip {(time.monotonic() - sent) * 1000:.0f} ms")
     if result.get("status") != "OK":
-        raise click.ClickException("the demo prediction did not succeed")
+        raise click.ClickException("the sample prediction did not succeed")
+    return str(request_id)
+
+
+def _ab_test_on_a_batch(client: Any, records: int) -> tuple[dict[str, Any], str]:
+    from producer.cli.batch import wait_for_batch
+    from shared.db.engine import session_scope
+    from shared.registry import list_algorithms
+    from workers.features import TARGET
+    from workers.training import split_adult
+
+    held_out = split_adult().test.head(records)
+    # An earlier demo may have promoted extra trees: the control is whatever is in production.
+    with session_scope() as session:
+        algorithms = list_algorithms(session, endpoint=DEFAULT_ENDPOINT)
+    control = next(a.name for a in algorithms if a.name in TUTORIAL and a.status == "production")
+    challenger = next(name for name in TUTORIAL if name != control)
+    _step(f"A/B test: {control} (control, A) against {challenger} (B), {AB_SECONDS}s")
+    test = client.start_ab_test(
+        endpoint=DEFAULT_ENDPOINT,
+        a=control,
+        b=challenger,
+        duration=timedelta(seconds=AB_SECONDS),
+        min_labelled=200,
+        created_by="mlq demo",
+    )
+    test["arms"] = {"A": control, "B": challenger}
+    _say(f"test #{test['id']}: the endpoint's traffic is split 50/50 until {test['ends_at']}")
+    _step(f"scoring {len(held_out)} held-out records as a batch through the split")
+    submission = client.submit_batch(held_out.drop(columns=[TARGET]), source="demo")
+    status = wait_for_batch(submission.batch_id, submission.total, timeout=300)
+    _say(f"{status['ok']} scored, {status['failed']} failed, {status['rate_per_s']} records/s")
+    _step("sending their true labels as feedback")
+    outcome = client.feedback_many(
+        zip(submission.request_ids, held_out[TARGET], strict=True), timeout=120
+    )
+    _say(f"{outcome['recorded']} labels recorded")
+    return test, submission.batch_id
+
+
+def _wait_for_beat(client: Any, test_id: int, arms: dict[str, str]) -> dict[str, Any] | None:
+    _step("waiting for beat to end the test and decide")
+    deadline = time.monotonic() + AB_SECONDS + 60
+    while time.monotonic() < deadline:
+        test = next(t for t in client.ab_tests() if t["id"] == test_id)
+        if test["ended_at"]:
+            report = client.ab_report(test_id)
+            summary: dict[str, Any] = report["summary"]
+            for arm, name in arms.items():
+                stats = summary["arms"][arm]
+                _say(
+                    f"arm {arm} ({name}): {stats['requests']} requests, {stats['labelled']} "
+                    f"labelled, accuracy {stats['accuracy']:.4f} "
+                    f"[{stats['ci_low']:.4f}, {stats['ci_high']:.4f}]"
+                )
+            _say(f"ended by {report['ended_by']}: {summary['text']}")
+            return summary
+        time.sleep(0.5)
+    return None
