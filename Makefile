@@ -1,6 +1,7 @@
 # The two commands a newcomer needs:
 #   make demo   install, then run `mlq demo` on embedded defaults (no server)
-#   make test   install, check services, lint, type-check, run every test
+#   make test   install, check services, lint, type-check, validate docker-compose.yml,
+#               run every test
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,6 +23,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 unit: install
 	$(BIN)/pytest tests/unit

@@ -32,7 +32,7 @@ os.environ.update(
 import redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from producer.local_worker import LocalWorker  # noqa: E402
+from producer.local_processes import LocalWorker  # noqa: E402
 from shared.contracts import QUEUES  # noqa: E402
 
 

@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -50,6 +51,8 @@ from shared.db.engine import session_scope
 from shared.db.requests import get_response
 from shared.errors import UnknownRequestError
 from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 BATCH_POLL_INTERVAL = 0.2
 REMEMBERED_IDS = 10_000
@@ -105,6 +108,7 @@ class Client:
         if marks_after:
             self._mark_issued_unless_done(request_id)
         self._remember(request_id)
+        log.info("request %s: sent to %s on %s", request_id, TASK_PREDICT, endpoint)
         return request_id
 
     def _mark_issued_unless_done(self, request_id: str) -> None:
@@ -181,11 +185,13 @@ class Client:
                     f"records from position {sent} on were not sent: submit the same input "
                     f"again with batch id {batch_id} to finish it"
                 ) from error
+            log.info("batch %s: chunk %d+%d sent to %s", batch_id, sent, len(chunk), endpoint)
             sent += len(chunk)
             if on_sent:
                 on_sent(sent)
         with session_scope() as session:
             finish_submission(session, batch_id=batch_id, total=sent)
+        log.info("batch %s: all %d records sent", batch_id, sent)
         return BatchSubmission(batch_id, sent)
 
     def feedback(self, request_id: str, label: str, *, timeout: float = 30) -> FeedbackResult:
@@ -211,6 +217,7 @@ class Client:
         for chunk in chunked(pairs, chunk_size):
             items = [{"request_id": str(rid), "label": str(label)} for rid, label in chunk]
             pending.append(self.app.send_task(TASK_FEEDBACK, kwargs={"items": items}))
+            log.info("feedback %s: %d labels sent", pending[-1].id, len(items))
             sent += len(items)
             if on_sent:
                 on_sent(sent)

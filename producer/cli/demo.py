@@ -46,7 +46,7 @@ def demo(records: int) -> None:
         mlq demo
     """
     from producer.client import Client
-    from producer.local_worker import LocalBeat, LocalWorker
+    from producer.local_processes import LocalBeat, LocalWorker
     from shared.db.migrate import upgrade
     from shared.settings import get_settings
 

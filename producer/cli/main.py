@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from producer.cli.batch import batch
 from producer.cli.demo import demo
 from producer.cli.feedback import feedback
 from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
+from producer.cli.stats import stats
 from shared.contracts import DEFAULT_ENDPOINT
 from shared.errors import MlqError, UnknownRequestError
 
@@ -46,12 +48,25 @@ class MlqGroup(click.Group):
 
 @click.group(cls=MlqGroup)
 @click.version_option(package_name="mlqueue")
-def cli() -> None:
+@click.option(
+    "--log-level",
+    envvar="MLQ_LOG_LEVEL",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="INFO logs one line per request, chunk and feedback message sent, with its id.",
+)
+def cli(log_level: str) -> None:
     """mlqueue: serve scikit-learn models through Celery, Redis and PostgreSQL.
 
     Configuration comes from MLQ_* environment variables; with none set, everything
     runs from local files under .mlq/ (see `mlq config`).
     """
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s",
+        stream=sys.stderr,
+    )
 
 
 @cli.command()
@@ -240,3 +255,4 @@ cli.add_command(demo)
 cli.add_command(batch)
 cli.add_command(feedback)
 cli.add_command(ab)
+cli.add_command(stats)

@@ -92,7 +92,7 @@ def clean_db(database: str, artifacts_dir: Path) -> str:
 @pytest.fixture(scope="session")
 def worker(database: str, artifacts_dir: Path) -> Iterator[object]:
     """A real `celery -A workers worker` process with 2 pool processes, for the whole run."""
-    from producer.local_worker import LocalWorker
+    from producer.local_processes import LocalWorker
 
     process = LocalWorker(log_path=TEST_HOME / "worker.log", concurrency=2, name="tests")
     process.start()

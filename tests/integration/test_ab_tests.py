@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from producer import Client
-from producer.local_worker import LocalBeat
+from producer.local_processes import LocalBeat
 from shared.ab_tests import get_test
 from shared.db.batches import create_batch, finish_submission
 from shared.db.engine import session_scope

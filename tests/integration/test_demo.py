@@ -37,3 +37,18 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path)
     )
     assert later.returncode == 0, later.stderr
     assert json.loads(later.stdout)["label"] == "<=50K"
+    assert "ended by beat: Model #1 accuracy: " in done.stderr
+
+    # mlq stats on SQLite (no percentile function there: computed in Python).
+    shown = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "stats", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert sum(r["requests"] for r in rows) == 1001  # the sample and the batch
+    assert sum(r["labelled"] for r in rows) == 1000
+    assert all(0.7 < r["accuracy"] < 0.95 and r["latency_p50_ms"] > 0 for r in rows)

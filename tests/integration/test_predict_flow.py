@@ -116,3 +116,27 @@ def test_the_cli_lists_the_registry(client: Client) -> None:
     lines = done.stdout.splitlines()
     assert any("random forest" in line and "production" in line for line in lines)
     assert any("extra trees" in line and "testing" in line for line in lines)
+
+
+def test_stats_count_requests_errors_latency_and_accuracy(client: Client) -> None:
+    good = [client.predict(EXAMPLE_RECORD) for _ in range(6)]
+    bad = client.predict({**EXAMPLE_RECORD, "age": "old"})
+    for request_id in (*good, bad):
+        client.result(request_id, timeout=30)
+    client.feedback_many([(good[0], "<=50K"), (good[1], ">50K")])
+    done = run_mlq("stats", "--window", "10m", "--json")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    assert (row["algorithm"], row["requests"], row["errors"]) == ("random forest", 7, 1)
+    assert (row["labelled"], row["accuracy"]) == (2, 0.5)
+    assert 0 < row["latency_p50_ms"] <= row["latency_p95_ms"] <= row["latency_p99_ms"]
+    table = run_mlq("stats")
+    assert "random forest" in table.stdout and "p99 ms" in table.stdout
+
+
+def test_the_operator_commands_run_as_compose_runs_them(client: Client) -> None:
+    """docker-compose.yml's one-shot step: `mlq db upgrade && mlq train`."""
+    for command in (("db", "upgrade"), ("train",)):
+        done = run_mlq(*command)
+        assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.local_worker import LocalWorker, WorkerStartError
+from producer.local_processes import LocalWorker, WorkerStartError
 
 pytestmark = pytest.mark.integration
 
