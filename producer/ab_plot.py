@@ -11,6 +11,7 @@ def plot_timeline(timeline: list[dict[str, Any]], *, title: str, path: Path) -> 
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4.5))
@@ -18,8 +19,6 @@ def plot_timeline(timeline: list[dict[str, Any]], *, title: str, path: Path) -> 
         points = [(datetime.fromisoformat(p["at"]), p[arm]) for p in timeline if p.get(arm)]
         if not points:
             continue
-        import matplotlib.dates as mdates
-
         times = mdates.date2num([t for t, _ in points])
         axes.plot(times, [v["accuracy"] for _, v in points], color=colour, label=f"arm {arm}")
         axes.fill_between(
@@ -30,6 +29,8 @@ def plot_timeline(timeline: list[dict[str, Any]], *, title: str, path: Path) -> 
             alpha=0.2,
         )
     axes.xaxis_date()
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
+    axes.set_xlabel("time of the labelled request (UTC)")
     axes.set_title(title)
     axes.set_ylabel("accuracy of labelled requests")
     axes.set_ylim(0, 1)

@@ -11,7 +11,7 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -25,9 +25,9 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from sqlalchemy.orm import Session
 
-from producer.batch_input import chunked, iter_records
+from producer.batch_input import BatchInputError, chunked, iter_records
 from producer.batches import BatchSubmission, BatchSubmitError, UnknownBatchError
-from shared.ab_tests import list_tests, start_test
+from shared.ab_tests import get_test, list_tests, start_test
 from shared.celery_app import app as default_app
 from shared.contracts import (
     DEFAULT_CHUNK_SIZE,
@@ -46,7 +46,7 @@ from shared.contracts import (
     FeedbackResult,
     parse_batch_request_id,
 )
-from shared.db.batches import batch_progress, create_batch, finish_submission
+from shared.db.batches import batch_progress, create_batch, finish_submission, holds_position
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
 from shared.errors import UnknownRequestError
@@ -156,6 +156,12 @@ class Client:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         batch_id = batch_id or uuid.uuid4().hex
+        chunks = chunked(iter_records(records), chunk_size)
+        # Read the first chunk before recording the batch: input that cannot be read, or
+        # holds nothing, must not leave a batch that waits for records forever.
+        first = next(chunks, None)
+        if first is None:
+            raise BatchInputError("the input holds no records")
         with session_scope() as session:
             create_batch(
                 session,
@@ -166,7 +172,7 @@ class Client:
                 source=source,
             )
         sent = 0
-        for chunk in chunked(iter_records(records), chunk_size):
+        for chunk in itertools.chain([first], chunks):
             kwargs: dict[str, Any] = {
                 "batch_id": batch_id,
                 "endpoint": endpoint,
@@ -283,11 +289,19 @@ class Client:
 
     def ab_report(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
         """Live figures per arm (computed by a worker), and the summary once ended."""
+        self._require_test(test_id)
         return dict(self.app.send_task(TASK_AB_REPORT, args=[test_id]).get(timeout=timeout))
 
     def stop_ab_test(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
         """Evaluate and end a test now (a test that has ended reports how it ended)."""
+        self._require_test(test_id)
         return dict(self.app.send_task(TASK_AB_STOP, args=[test_id]).get(timeout=timeout))
+
+    @staticmethod
+    def _require_test(test_id: int) -> None:
+        """Say here, not in a worker's traceback, that a test id does not exist."""
+        with session_scope() as session:
+            get_test(session, test_id=test_id)
 
     def batch_status(self, batch_id: str) -> dict[str, Any]:
         """Progress of a batch: total, done, ok, failed, rate (one database query)."""
@@ -322,13 +336,16 @@ class Client:
     def _backend_state(self, request_id: str, timeout: float) -> tuple[str, Any]:
         """The Celery state and value of a task, waiting while it is in progress.
 
-        The AsyncResult lives only inside this call: one left for interpreter shutdown
-        tries to unsubscribe from Redis when Python can no longer import anything.
+        A wait that times out leaves the result subscribed in Celery's backend, which
+        would unsubscribe it from Redis at interpreter shutdown, when Python can no
+        longer import anything (a traceback on exit): it is released here instead.
         """
         pending = AsyncResult(request_id, app=self.app)
         if timeout > 0 and (request_id in self._issued or pending.state in IN_PROGRESS_STATES):
-            with contextlib.suppress(CeleryTimeoutError):
+            try:
                 pending.get(timeout=timeout, propagate=False, interval=0.02)
+            except CeleryTimeoutError:
+                self.app.backend.remove_pending_result(pending)
         return pending.state, pending.result
 
     def _stored_result(self, request_id: str, timeout: float) -> dict[str, Any]:
@@ -347,7 +364,6 @@ class Client:
     @staticmethod
     def _is_queued_batch_record(session: Session, request_id: str) -> bool:
         parsed = parse_batch_request_id(request_id)
-        if parsed is None:
-            return False
-        progress = batch_progress(session, batch_id=parsed[0])
-        return progress is not None and (progress.total is None or parsed[1] < progress.total)
+        return parsed is not None and holds_position(
+            session, batch_id=parsed[0], position=parsed[1]
+        )

@@ -12,15 +12,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.contracts import DECISION_RULES, DEFAULT_STATUS, STATUS_AB_TESTING
-from shared.db.models import ABTest, Endpoint, Feedback, MLRequest, utcnow
-from shared.errors import MlqError, NoAlgorithmError
+from shared.db.models import ABTest, Endpoint, Feedback, MLAlgorithmStatus, MLRequest, utcnow
+from shared.errors import MlqError, NoAlgorithmError, UnknownRequestError
 from shared.registry import AlgorithmInfo, endpoint_candidates, set_status
 
 
 class ABTestError(MlqError):
-    """The A/B test cannot be started or found."""
+    """The A/B test cannot be started."""
 
     code = "ab_test"
+
+
+class UnknownTestError(UnknownRequestError):
+    """No A/B test has this id."""
+
+    code = "unknown_ab_test"
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,8 @@ def _pick(candidates: list[AlgorithmInfo], name: str, version: str | None) -> Al
         return matches[0]
     known = ", ".join(f"{a.name} {a.version}" for a in candidates)
     if not matches:
-        raise NoAlgorithmError(f"no algorithm {name!r} {version or ''} on this endpoint: {known}")
+        wanted = f"{name!r}" + (f" version {version!r}" if version else "")
+        raise NoAlgorithmError(f"no algorithm {wanted} on this endpoint: {known}")
     raise ABTestError(f"several versions of {name!r}: give its version ({known})")
 
 
@@ -79,6 +86,7 @@ def start_test(
     if challenger.id == control.id:
         raise ABTestError("A and B are the same algorithm")
     endpoint_id = session.execute(select(Endpoint.id).where(Endpoint.name == endpoint)).scalar_one()
+    _refuse_a_second_test(session, endpoint=endpoint, endpoint_id=endpoint_id)
     now = utcnow()
     test = ABTest(
         endpoint_id=endpoint_id,
@@ -99,14 +107,22 @@ def start_test(
             session.add(test)
             session.flush()
     except IntegrityError:
-        running = session.execute(
-            select(ABTest.id).where(ABTest.endpoint_id == endpoint_id, ABTest.ended_at.is_(None))
-        ).scalar()
-        raise ABTestError(
-            f"an A/B test is already running on {endpoint} (test #{running}); stop it first"
-        ) from None
+        # Another start won the race between the check above and this insert.
+        _refuse_a_second_test(session, endpoint=endpoint, endpoint_id=endpoint_id)
+        raise
     set_status(session, algorithm_id=challenger.id, status=STATUS_AB_TESTING, created_by=created_by)
     return test
+
+
+def _refuse_a_second_test(session: Session, *, endpoint: str, endpoint_id: int) -> None:
+    """Checked before inserting, so a refused start does not use up a test id."""
+    running = session.execute(
+        select(ABTest.id).where(ABTest.endpoint_id == endpoint_id, ABTest.ended_at.is_(None))
+    ).scalar()
+    if running is not None:
+        raise ABTestError(
+            f"an A/B test is already running on {endpoint} (test #{running}); stop it first"
+        )
 
 
 def running_test(session: Session, *, endpoint: str) -> RunningTest | None:
@@ -121,7 +137,7 @@ def running_test(session: Session, *, endpoint: str) -> RunningTest | None:
 def get_test(session: Session, *, test_id: int) -> ABTest:
     test = session.get(ABTest, test_id)
     if test is None:
-        raise ABTestError(f"no A/B test #{test_id}")
+        raise UnknownTestError(f"no A/B test #{test_id}")
     return test
 
 
@@ -193,8 +209,17 @@ def finish_test(
         return False
     who = f"ab test #{test_id} ({ended_by})"
     if promote:
-        # Demote first: the database allows one production algorithm per endpoint.
-        set_status(session, algorithm_id=test.algorithm_a_id, status="testing", created_by=who)
+        # Demote first: the database allows one production algorithm per endpoint. What
+        # is demoted is whatever is in production now (A, unless someone changed it).
+        current = session.execute(
+            select(MLAlgorithmStatus.algorithm_id).where(
+                MLAlgorithmStatus.endpoint_id == test.endpoint_id,
+                MLAlgorithmStatus.active.is_(True),
+                MLAlgorithmStatus.status == DEFAULT_STATUS,
+            )
+        ).scalar()
+        if current is not None:
+            set_status(session, algorithm_id=current, status="testing", created_by=who)
         set_status(session, algorithm_id=test.algorithm_b_id, status=DEFAULT_STATUS, created_by=who)
     else:
         set_status(session, algorithm_id=test.algorithm_b_id, status="testing", created_by=who)

@@ -17,7 +17,8 @@ from shared.errors import ConfigurationError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqlite", "sqla+")
-BACKEND_SCHEMES = ("redis", "rediss", "db+", "rpc")
+# Not rpc://: it cannot hold the mark a producer leaves for every request it sends.
+BACKEND_SCHEMES = ("redis", "rediss", "db+")
 DATABASE_SCHEMES = ("postgresql", "sqlite")
 
 

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 def _prepare(sender: str = "worker", **_: object) -> None:
     try:
         prepare_worker(STORE, hostname=sender)
-    except MlqError as error:
-        log.critical("worker cannot start: %s", error)
+    except Exception as error:  # whatever it is, a worker without its models must not serve
+        if isinstance(error, MlqError):
+            log.critical("worker cannot start: %s", error)
+        else:
+            log.critical("worker cannot start", exc_info=True)
         # Celery logs and swallows exceptions from signal handlers; SystemExit is not
         # swallowed, so a worker without its models never starts taking tasks.
         sys.exit(f"mlqueue worker cannot start: {error}")

@@ -72,9 +72,17 @@ def end_test(test_id: int, *, ended_by: str) -> dict[str, Any]:
 
 
 def end_expired(*, ended_by: str = "beat") -> list[dict[str, Any]]:
+    """End every test whose time is up; one that fails to end does not stop the others
+    (it is logged, and tried again at the next beat)."""
     with session_scope() as session:
         ids = expired_test_ids(session)
-    return [end_test(test_id, ended_by=ended_by) for test_id in ids]
+    ended = []
+    for test_id in ids:
+        try:
+            ended.append(end_test(test_id, ended_by=ended_by))
+        except Exception:
+            log.exception("ab test %d could not be ended; beat will try again", test_id)
+    return ended
 
 
 def report(test_id: int) -> dict[str, Any]:

@@ -9,8 +9,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
 from shared.db.engine import session_scope
 from shared.db.models import utcnow
@@ -23,10 +21,6 @@ from workers.routing import Route, route_many
 from workers.serving import error_result, ok_results, request_row
 
 log = logging.getLogger(__name__)
-
-# The same chunk running twice at once (a redelivery racing the first delivery) makes
-# one of the two COPYs fail on the primary key; it then finds the rows and stops.
-WRITE_ATTEMPTS = 3
 
 
 def score_chunk(
@@ -72,36 +66,7 @@ def serve_chunk(
     status: str | None = None,
     version: str | None = None,
 ) -> PredictBatchResult:
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            return _serve_chunk_once(
-                store,
-                registry,
-                batch_id=batch_id,
-                endpoint=endpoint,
-                start=start,
-                records=records,
-                status=status,
-                version=version,
-            )
-        except IntegrityError:
-            if attempt == WRITE_ATTEMPTS:
-                raise
-            log.info("batch %s chunk %d: written concurrently, checking again", batch_id, start)
-    raise AssertionError("unreachable")
-
-
-def _serve_chunk_once(
-    store: ModelStore,
-    registry: RegistryCache,
-    *,
-    batch_id: str,
-    endpoint: str,
-    start: int,
-    records: Sequence[Any],
-    status: str | None,
-    version: str | None,
-) -> PredictBatchResult:
+    """Score a chunk and write a row for each of its records that has none yet."""
     started = time.perf_counter()
     with session_scope() as session:
         done = existing_positions(

@@ -39,20 +39,24 @@ def serve_feedback(
         "unknown": [],
         "invalid": [],
     }
-    labels: dict[str, str] = {}
+    well_formed = []
     for item in items:
         error = _item_error(item)
         if error:
             given = item.get("request_id") if isinstance(item, Mapping) else None
             result["invalid"].append({"request_id": str(given or ""), "error": error})
-            continue
-        labels[item["request_id"]] = item["label"]
+        else:
+            well_formed.append((item["request_id"], item["label"]))
     every_class = frozenset().union(*classes.values()) if classes else frozenset()
     with session_scope() as session:
-        ids = list(labels)
+        ids = list(dict.fromkeys(request_id for request_id, _ in well_formed))
         rows = existing_requests(session, ids=ids)
-        previous = previous_labels(session, ids=ids)
-        for request_id, label in list(labels.items()):
+        stored = previous_labels(session, ids=ids)
+        # In order, as if sent one by one: a later label for the same id replaces an
+        # earlier one, and every invalid label is reported, even one replaced later.
+        labels: dict[str, str] = {}
+        replaced: dict[str, str] = {}
+        for request_id, label in well_formed:
             allowed = (
                 classes.get(rows[request_id], every_class) if request_id in rows else every_class
             )
@@ -64,12 +68,16 @@ def serve_feedback(
                         f"{', '.join(sorted(allowed))}",
                     }
                 )
-                del labels[request_id]
+                continue
+            before = labels.get(request_id, stored.get(request_id))
+            if before is not None and before != label:
+                replaced.setdefault(request_id, before)
+            labels[request_id] = label
         upsert_feedback(session, labels=labels)
     for request_id, label in labels.items():
-        if request_id in previous:
+        if request_id in replaced and replaced[request_id] != label:
             result["replaced"].append(
-                {"request_id": request_id, "previous": previous[request_id], "label": label}
+                {"request_id": request_id, "previous": replaced[request_id], "label": label}
             )
         if request_id in rows:
             result["recorded"] += 1

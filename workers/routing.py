@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from shared.ab_tests import RunningTest
 from shared.contracts import STATUS_AB_TESTING
 from shared.registry import AlgorithmInfo, choose_algorithm
-from shared.registry_cache import RegistryCache
+from shared.registry_cache import EndpointEntry, RegistryCache
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,22 @@ def route(
 ) -> Route:
     """While a test runs, default requests (no status, no version) and the tutorial's
     explicit ``status="ab_testing"`` go to the arm ``key`` is assigned to."""
-    entry = registry.entry(endpoint)
+    return _route(
+        registry.entry(endpoint), endpoint=endpoint, key=key, status=status, version=version
+    )
+
+
+def _takes_part(test: RunningTest | None, status: str | None, version: str | None) -> bool:
+    return test is not None and (
+        status == STATUS_AB_TESTING or (status is None and version is None)
+    )
+
+
+def _route(
+    entry: EndpointEntry, *, endpoint: str, key: str, status: str | None, version: str | None
+) -> Route:
     test = entry.test
-    if test is not None and (status == STATUS_AB_TESTING or (status is None and version is None)):
+    if test is not None and _takes_part(test, status, version):
         arm = assign_arm(test.id, key, test.split)
         wanted = test.algorithm_a_id if arm == "A" else test.algorithm_b_id
         for algorithm in entry.candidates:
@@ -57,9 +71,10 @@ def route_many(
     status: str | None = None,
     version: str | None = None,
 ) -> list[Route]:
-    """``route`` for many keys, selecting once when no A/B test applies."""
-    test = registry.entry(endpoint).test
-    if test is None or not (status == STATUS_AB_TESTING or (status is None and version is None)):
-        single = route(registry, endpoint=endpoint, key="", status=status, version=version)
+    """``route`` for many keys against one reading of the registry, selecting once when
+    no A/B test applies."""
+    entry = registry.entry(endpoint)
+    if not _takes_part(entry.test, status, version):
+        single = _route(entry, endpoint=endpoint, key="", status=status, version=version)
         return [single] * len(keys)
-    return [route(registry, endpoint=endpoint, key=k, status=status, version=version) for k in keys]
+    return [_route(entry, endpoint=endpoint, key=k, status=status, version=version) for k in keys]

@@ -34,7 +34,8 @@ def ok_results(
     probabilities: np.ndarray,
 ) -> list[PredictResult]:
     """Results for rows of class probabilities, rounded once for the whole matrix."""
-    rounded: list[list[float]] = np.round(probabilities, 6).tolist()
+    # ONNX Runtime gives float32: widen first, or 0.94 prints as 0.9399999976158142.
+    rounded: list[list[float]] = np.round(probabilities.astype(np.float64), 6).tolist()
     best = probabilities.argmax(axis=1).tolist()
     ref = algorithm.ref()
     return [
@@ -75,12 +76,16 @@ def request_row(
 ) -> dict[str, Any]:
     algorithm = result["algorithm"]
     error = result["error"]
+    if error is not None:
+        # Only a rejected record (and the error naming its field) can hold values the
+        # database refuses: make them storable, so that it still gets its row.
+        record, result = json_safe(record), json_safe(result)
+        error = result["error"]
     return {
         "id": result["request_id"],
         "endpoint": endpoint,
         "algorithm_id": algorithm["id"] if algorithm else None,
-        # Only a rejected record can hold values JSONB refuses (NaN, Infinity).
-        "input": record if error is None else json_safe(record),
+        "input": record,
         "response": result,
         "label": result["label"],
         "probability": result["probability"],

@@ -21,7 +21,7 @@ from shared.contracts import (
     PredictResult,
     parse_batch_request_id,
 )
-from shared.db.batches import batch_progress
+from shared.db.batches import holds_position
 from shared.db.engine import session_scope
 from shared.errors import TransientError
 from workers.ab_evaluation import end_expired, end_test, report
@@ -30,14 +30,15 @@ from workers.feedback import serve_feedback
 from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_prediction
 
-# A database or broker outage is retried with exponential backoff (1 s, 2 s, 4 s, ...
-# capped at 60 s); rows are keyed by request id, so a retry never writes twice.
+# A database outage is retried with exponential backoff (1 s, 2 s, 4 s, ... capped at
+# 60 s) for as long as it lasts: giving up would drop the record with no row. Rows are
+# keyed by request id, so a retry never writes twice.
 RETRY_POLICY: dict[str, Any] = {
     "autoretry_for": (TransientError, OperationalError),
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "retry_jitter": True,
-    "max_retries": 10,
+    "max_retries": None,
 }
 
 
@@ -91,9 +92,8 @@ def _was_issued(request_id: str) -> bool:
     parsed = parse_batch_request_id(request_id)
     if parsed is not None:
         with session_scope() as session:
-            progress = batch_progress(session, batch_id=parsed[0])
-        if progress is not None:
-            return progress.total is None or parsed[1] < progress.total
+            if holds_position(session, batch_id=parsed[0], position=parsed[1]):
+                return True
     return bool(AsyncResult(request_id, app=app).state != "PENDING")
 
 

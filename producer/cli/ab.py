@@ -107,12 +107,11 @@ def show(test_id: int, plot: Path | None) -> None:
     from producer.client import Client
 
     figures = Client().ab_report(test_id)
-    timeline = figures.pop("timeline")
     emit(figures)
     if plot is not None:
         from producer.ab_plot import plot_timeline
 
-        plot_timeline(timeline, title=figures["title"], path=plot)
+        plot_timeline(figures["timeline"], title=figures["title"], path=plot)
         click.echo(f"wrote {plot}", err=True)
 
 

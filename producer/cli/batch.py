@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,10 @@ def batch() -> None:
 )
 @click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True, type=click.IntRange(1))
 @click.option(
-    "--batch-id", default=None, help="Resubmit into this batch (only missing records are scored)."
+    "--batch-id",
+    default=None,
+    help="Use this batch id: an existing batch is resumed (only records without a row are "
+    "scored), a new one is created.",
 )
 @click.option("--wait", is_flag=True, help="Show a progress bar until every record is scored.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
@@ -59,13 +63,19 @@ def submit(
     """
     import uuid
 
-    from producer.batch_input import open_records
+    from producer.batch_input import BatchInputError, open_records
     from producer.client import Client
 
+    handle, records = open_records(path, fmt)
+    # Read the first record before printing an id: an unreadable or empty file fails here.
+    first = next(records, None)
+    if first is None:
+        handle.close()
+        raise BatchInputError(f"{path} holds no records")
+    records = itertools.chain([first], records)
     batch_id = batch_id or uuid.uuid4().hex
     click.echo(batch_id)
     sys.stdout.flush()
-    handle, records = open_records(path, fmt)
     started = time.monotonic()
     with handle:
         submission = Client().submit_batch(
@@ -93,7 +103,11 @@ def submit(
 
 
 def _show_sent(sent: int) -> None:
-    click.echo(f"\rsending: {sent} records", nl=False, err=True)
+    # On a terminal the count rewrites itself; in a log, one line per chunk.
+    if sys.stderr.isatty():
+        click.echo(f"\rsending: {sent} records", nl=False, err=True)
+    else:
+        click.echo(f"sent {sent} records", err=True)
 
 
 def wait_for_batch(batch_id: str, total: int, timeout: float) -> dict[str, Any]:

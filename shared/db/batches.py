@@ -90,6 +90,13 @@ def finish_submission(session: Session, *, batch_id: str, total: int) -> None:
     )
 
 
+def holds_position(session: Session, *, batch_id: str, position: int) -> bool:
+    """Whether a batch exists and has (or, still being sent, may have) this position;
+    reads one row, however large the batch."""
+    found = session.execute(select(Batch.total).where(Batch.id == batch_id)).one_or_none()
+    return found is not None and (found[0] is None or position < found[0])
+
+
 def batch_progress(session: Session, *, batch_id: str) -> BatchProgress | None:
     """Counts of a batch in one query."""
     row = session.execute(

@@ -32,10 +32,16 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     engine = create_engine(url, **options)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not autocommit:
+            # pysqlite starts a transaction only at the first write, so a SAVEPOINT
+            # issued before it would start (and its RELEASE commit) the transaction
+            # instead of nesting in it. SQLAlchemy's documented remedy: BEGIN ourselves.
+            event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # see make_engine: we say when to BEGIN
     cursor = dbapi_connection.cursor()
     # WAL lets readers (the producer polling results) go on while a worker writes.
     cursor.execute("PRAGMA journal_mode=WAL")

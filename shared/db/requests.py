@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.db.dialect import dialect_name, insert
@@ -80,16 +82,32 @@ def existing_positions(session: Session, *, batch_id: str, start: int, stop: int
 
 
 def copy_requests(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
-    """Write new request rows in bulk: COPY on PostgreSQL, a multi-row insert elsewhere.
+    """Write new request rows in bulk; returns how many were new.
 
-    The caller has made sure none of the ids exists (``existing_positions``); should one
-    appear meanwhile (the same chunk running twice at once), the primary key refuses the
-    whole COPY and the transaction rolls back, so nothing is ever written twice.
+    On PostgreSQL: COPY, in a savepoint. The caller has left out positions that have a
+    row (``existing_positions``), so the COPY normally succeeds; if an id exists anyway
+    (the same chunk running twice at once, or a single request that chose a batch's id),
+    the primary key refuses the COPY, the savepoint rolls it back, and the rows go in
+    again by ``INSERT ... ON CONFLICT DO NOTHING``: the new ones are written, none twice.
+    Elsewhere: that insert straight away.
     """
     if not rows:
         return 0
     if dialect_name(session) != "postgresql":
         return record_requests(session, rows=rows)
+    try:
+        with session.begin_nested():
+            _copy(session, rows)
+    except psycopg.IntegrityError:
+        return record_requests(session, rows=rows)
+    except psycopg.Error as error:
+        # COPY runs on the driver's cursor: give its errors SQLAlchemy's classes, so an
+        # outage (OperationalError) is retried like any other statement's.
+        raise DBAPIError.instance("COPY ml_request", None, error, psycopg.Error) from error
+    return len(rows)
+
+
+def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(BULK_COLUMNS)
     with cursor.copy(f"COPY ml_request ({columns}) FROM STDIN") as copy:
@@ -101,4 +119,3 @@ def copy_requests(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
                     for c in BULK_COLUMNS
                 )
             )
-    return len(rows)

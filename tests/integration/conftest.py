@@ -66,7 +66,15 @@ def database(redis_client: redis.Redis) -> Iterator[str]:
     admin.dispose()
 
 
-TABLES = ("ml_request", "ab_test", "ml_algorithm_status", "ml_algorithm", "endpoint")
+TABLES = (
+    "ml_request",
+    "feedback",
+    "batch",
+    "ab_test",
+    "ml_algorithm_status",
+    "ml_algorithm",
+    "endpoint",
+)
 
 
 @pytest.fixture

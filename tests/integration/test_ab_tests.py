@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from producer import Client
 from producer.local_processes import LocalBeat
 from shared.ab_tests import get_test
+from shared.contracts import EXAMPLE_RECORD
 from shared.db.batches import create_batch, finish_submission
 from shared.db.engine import session_scope
 from shared.db.models import Feedback, MLAlgorithmStatus, MLRequest
@@ -306,3 +307,73 @@ def test_show_plots_accuracy_over_time(
     assert '"live"' in shown.stdout and '"ended_at": null' in shown.stdout
     listed = run_mlq("ab", "list")
     assert test["title"] in listed.stdout
+
+
+def test_feedback_in_one_message_is_taken_in_order(client: Client) -> None:
+    request_id = client.predict(EXAMPLE_RECORD)
+    client.result(request_id, timeout=30)
+    outcome = client.feedback_many([(request_id, "maybe"), (request_id, "<=50K")])
+    assert [i["request_id"] for i in outcome["invalid"]] == [request_id]
+    assert outcome["recorded"] == 1 and outcome["replaced"] == []
+    assert client.feedback(request_id, "<=50K")["replaced"] == []  # the same label again
+
+
+def test_unknown_test_ids_exit_4_without_bothering_a_worker(client: Client) -> None:
+    for command in ("show", "stop"):
+        done = run_mlq("ab", command, "999")
+        assert done.returncode == 4 and "no A/B test #999" in done.stderr
+
+
+def test_a_refused_start_does_not_use_up_a_test_id(client: Client) -> None:
+    first = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    assert (
+        run_mlq(
+            "ab", "start", "--a", "random forest", "--b", "extra trees", "--duration", "1h"
+        ).returncode
+        == 1
+    )
+    client.stop_ab_test(first["id"])
+    second = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+    )
+    assert second["id"] == first["id"] + 1
+
+
+def test_promotion_demotes_whatever_is_in_production_at_the_end(
+    client: Client, held_out: pd.DataFrame
+) -> None:
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+        min_labelled=20,
+    )
+    records = held_out.head(120).drop(columns=[TARGET]).to_dict("records")
+    results = [client.result(client.predict(r), timeout=30) for r in records]
+    flip = {"<=50K": ">50K", ">50K": "<=50K"}
+    # B's answers are confirmed, A's contradicted: a certain winner.
+    labels = [
+        (
+            r["request_id"],
+            r["label"] if r["algorithm"]["name"] == "extra trees" else flip[r["label"]],
+        )
+        for r in results
+    ]
+    client.feedback_many(labels)
+    plant_control(client)  # meanwhile someone put another algorithm in production
+    ended = client.stop_ab_test(test["id"])
+    assert ended["summary"]["promote"] is True
+    assert statuses() == {
+        "extra trees": "production",
+        "random forest": "testing",
+        PLANTED: "testing",
+    }

@@ -18,7 +18,7 @@ from producer import Client
 from shared.celery_app import app
 from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT_BATCH, batch_request_id
 from shared.db.engine import session_scope
-from shared.db.models import MLRequest
+from shared.db.models import Batch, MLRequest
 from tests.integration.conftest import run_mlq
 from workers.features import TARGET, read_adult
 from workers.training import ADULT_DATA
@@ -173,3 +173,56 @@ def test_an_unknown_batch_says_so(client: Client) -> None:
     done = run_mlq("batch", "status", "no-such-batch")
     assert done.returncode == 4
     assert "no batch with id 'no-such-batch'" in done.stderr
+
+
+def test_the_same_chunk_twice_at_once_writes_each_row_once(client: Client) -> None:
+    """A redelivery racing the first delivery: both COPY, one falls back, none doubles."""
+    for attempt in range(3):
+        batch_id = f"race-{attempt}"
+        kwargs = {
+            "batch_id": batch_id,
+            "endpoint": "income_classifier",
+            "start": 0,
+            "records": [EXAMPLE_RECORD] * 500,
+        }
+        both = [app.send_task(TASK_PREDICT_BATCH, kwargs=kwargs) for _ in range(2)]
+        results = [sent.get(timeout=60) for sent in both]
+        assert sorted(r["written"] for r in results)[-1] <= 500
+        assert sum(r["written"] for r in results) == 500
+        assert rows_of(batch_id) == 500
+
+
+def test_a_batch_id_taken_by_a_single_request_does_not_stop_the_chunk(client: Client) -> None:
+    client.result(client.predict(EXAMPLE_RECORD, request_id="taken:1"), timeout=30)
+    kwargs = {
+        "batch_id": "taken",
+        "endpoint": "income_classifier",
+        "start": 0,
+        "records": [EXAMPLE_RECORD] * 3,
+    }
+    assert app.send_task(TASK_PREDICT_BATCH, kwargs=kwargs).get(timeout=30)["written"] == 2
+
+
+def test_records_the_database_would_refuse_still_get_error_rows(client: Client) -> None:
+    records: list[Any] = [
+        {**EXAMPLE_RECORD, "customer_id": 12345678901234567890123},  # beyond 64 bits
+        {**EXAMPLE_RECORD, "sex": "Ma\x00le"},  # NUL: PostgreSQL text refuses it
+        {**EXAMPLE_RECORD, "bad\x00key": 1},
+        EXAMPLE_RECORD,
+    ]
+    submission = client.submit_batch(records)
+    status = wait_done(client, submission.batch_id)
+    assert (status["ok"], status["failed"]) == (1, 3)
+    single = client.result(client.predict({**EXAMPLE_RECORD, "race": "\x00"}), timeout=30)
+    assert single["status"] == "ERROR" and single["error"]["field"] == "race"
+
+
+def test_an_empty_input_is_refused_before_any_batch_exists(client: Client, tmp_path: Path) -> None:
+    for name, text in (("empty.csv", ""), ("header.csv", "age,sex\n"), ("x.txt", "a\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        done = run_mlq("batch", "submit", str(path))
+        assert done.returncode == 1, done.stdout
+        assert done.stdout == ""  # no batch id was printed
+    with session_scope() as session:
+        assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 0

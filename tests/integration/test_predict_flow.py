@@ -36,6 +36,8 @@ def test_a_prediction_through_the_queue_gives_a_label_and_a_request_id(client: C
     assert result["label"] == "<=50K"
     assert result["request_id"] == request_id
     assert 0.5 < result["probability"] <= 1
+    assert result["probability"] == round(result["probability"], 6)  # no float32 noise
+    assert len(repr(result["probability"])) <= 8
     assert result["algorithm"]["name"] == "random forest"
     stored = row(request_id)
     assert stored is not None

@@ -27,3 +27,16 @@ def test_a_tampered_model_stops_the_worker_with_a_clear_error(
     log = (tmp_path / "worker.log").read_text()
     assert "does not match its manifest" in log
     assert "refusing to load it" in log
+
+
+def test_a_worker_whose_database_is_down_does_not_serve(
+    database: str, artifacts_dir: Path, tmp_path: Path, redis_client: object
+) -> None:
+    worker = LocalWorker(
+        log_path=tmp_path / "worker.log",
+        name="nodb",
+        env={"MLQ_DATABASE_URL": "postgresql://root@127.0.0.1:1/nowhere"},
+    )
+    with pytest.raises(WorkerStartError, match="exited with code 1"):
+        worker.start(timeout=60)
+    assert "worker cannot start" in (tmp_path / "worker.log").read_text()

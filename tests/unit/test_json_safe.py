@@ -23,3 +23,13 @@ def test_deep_nesting_is_cut_not_walked() -> None:
     for _ in range(MAX_DEPTH):
         cut = cut[0]
     assert isinstance(cut, str) and "nested deeper" in cut
+
+
+def test_what_the_database_or_orjson_refuse_becomes_storable() -> None:
+    value = {"id\x00": 10**20, "small": -(2**63), "name": "a\x00b", "ok": [True, None, 1.5]}
+    assert json_safe(value) == {
+        "id\ufffd": "100000000000000000000",
+        "small": -(2**63),
+        "name": "a\ufffdb",
+        "ok": [True, None, 1.5],
+    }
