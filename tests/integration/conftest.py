@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -106,6 +107,23 @@ def worker(database: str, artifacts_dir: Path) -> Iterator[object]:
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def client(worker: object, clean_db: str) -> Any:
+    """The Python client, with a worker running and a clean database."""
+    from producer import Client
+
+    return Client()
+
+
+@pytest.fixture(scope="session")
+def held_out() -> Any:
+    """Rows of the Adult data with their true labels (the file's last 2,000)."""
+    from workers.features import read_adult
+    from workers.training import ADULT_DATA
+
+    return read_adult(ADULT_DATA).tail(2000).reset_index(drop=True)
 
 
 def run_mlq(

@@ -31,16 +31,6 @@ from workers.training import ADULT_DATA
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(worker: object, clean_db: str) -> Client:
-    return Client()
-
-
-@pytest.fixture(scope="module")
-def held_out() -> pd.DataFrame:
-    return read_adult(ADULT_DATA).tail(2000).reset_index(drop=True)
-
-
 def statuses() -> dict[str, str]:
     with session_scope() as session:
         return {a.name: a.status for a in list_algorithms(session)}
@@ -377,3 +367,50 @@ def test_promotion_demotes_whatever_is_in_production_at_the_end(
         "random forest": "testing",
         PLANTED: "testing",
     }
+
+
+def test_a_significant_looking_but_too_small_sample_is_not_promoted(
+    client: Client, held_out: pd.DataFrame
+) -> None:
+    plant_control(client)
+    test = client.start_ab_test(
+        endpoint="income_classifier", a=PLANTED, b="random forest", duration=timedelta(hours=1)
+    )  # default: 200 labelled per arm
+    send_with_feedback(client, held_out.head(60))
+    summary = client.stop_ab_test(test["id"])["summary"]
+    assert summary["p_value"] < 0.001  # looks decisive...
+    assert summary["winner"] is None and "too few labelled" in summary["reason"]  # ...but no
+    assert statuses()[PLANTED] == "production"
+
+
+def test_a_sample_ratio_mismatch_blocks_promotion(client: Client, held_out: pd.DataFrame) -> None:
+    from workers.routing import assign_arm
+
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a="random forest",
+        b="extra trees",
+        duration=timedelta(hours=1),
+        min_labelled=20,
+        rule="significance",
+    )
+    # Assignment keys chosen so that 3 of 4 requests land in arm A of a 50/50 test.
+    keys = (f"user-{i}" for i in range(10_000))
+    a_keys = [k for k in keys if assign_arm(test["id"], k, 0.5) == "A"][:150]
+    b_keys = [
+        k for k in (f"other-{i}" for i in range(10_000)) if assign_arm(test["id"], k, 0.5) == "B"
+    ][:50]
+    rows = held_out.head(200)
+    ids = [
+        client.predict(record, assignment_key=key)
+        for record, key in zip(
+            rows.drop(columns=[TARGET]).to_dict("records"), a_keys + b_keys, strict=True
+        )
+    ]
+    for request_id in ids:
+        client.result(request_id, timeout=30)
+    client.feedback_many(zip(ids, rows[TARGET], strict=True))
+    summary = client.stop_ab_test(test["id"])["summary"]
+    assert (summary["arms"]["A"]["requests"], summary["arms"]["B"]["requests"]) == (150, 50)
+    assert summary["srm_p_value"] < 0.001
+    assert summary["winner"] is None and "sample ratio mismatch" in summary["reason"]

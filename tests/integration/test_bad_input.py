@@ -17,11 +17,6 @@ from shared.registry import register_algorithm
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(worker: object, clean_db: str) -> Client:
-    return Client()
-
-
 def with_(**changes: object) -> dict[str, object]:
     return {**EXAMPLE_RECORD, **{k.replace("_", "-"): v for k, v in changes.items()}}
 

@@ -20,20 +20,9 @@ from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT_BATCH, batch_request_i
 from shared.db.engine import session_scope
 from shared.db.models import Batch, MLRequest
 from tests.integration.conftest import run_mlq
-from workers.features import TARGET, read_adult
-from workers.training import ADULT_DATA
+from workers.features import TARGET
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(worker: object, clean_db: str) -> Client:
-    return Client()
-
-
-@pytest.fixture(scope="module")
-def held_out() -> pd.DataFrame:
-    return read_adult(ADULT_DATA).tail(1000).reset_index(drop=True)
 
 
 def wait_done(client: Client, batch_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -53,6 +42,7 @@ def rows_of(batch_id: str) -> int:
 
 
 def test_a_dataframe_is_scored_in_input_order(client: Client, held_out: pd.DataFrame) -> None:
+    held_out = held_out.head(1000)
     frame = held_out.drop(columns=[TARGET])
     submission = client.submit_batch(frame, chunk_size=128)
     assert len(submission.request_ids) == 1000

@@ -19,11 +19,6 @@ from tests.integration.conftest import run_mlq
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(worker: object, clean_db: str) -> Client:
-    return Client()
-
-
 def row(request_id: str) -> MLRequest | None:
     with session_scope() as session:
         return session.get(MLRequest, request_id)
