@@ -19,13 +19,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 TEST_DATABASE = f"mlq_test_{RUN_ID}"
 REDIS_URL = os.environ.get("MLQ_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Two Redis databases (broker, results), flushed by the tests: two test runs at once on
+# one machine need different pairs, e.g. MLQ_TEST_REDIS_DBS=11,12.
+BROKER_DB, BACKEND_DB = (int(n) for n in os.environ.get("MLQ_TEST_REDIS_DBS", "13,14").split(","))
 TEST_HOME = Path(tempfile.mkdtemp(prefix="mlq-test-home-"))
 
 os.environ.update(
     MLQ_HOME=str(TEST_HOME),
     MLQ_DATABASE_URL=POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DATABASE}",
-    MLQ_BROKER_URL=f"{REDIS_URL}/13",
-    MLQ_RESULT_BACKEND=f"{REDIS_URL}/14",
+    MLQ_BROKER_URL=f"{REDIS_URL}/{BROKER_DB}",
+    MLQ_RESULT_BACKEND=f"{REDIS_URL}/{BACKEND_DB}",
     # Tests change statuses and predict at once; the cache has its own unit test.
     MLQ_REGISTRY_CACHE_SECONDS="0",
     MLQ_ARTIFACTS_DIR=str(TEST_HOME / "artifacts"),

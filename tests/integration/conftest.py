@@ -17,7 +17,14 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, TEST_DATABASE, TEST_HOME
+from tests.conftest import (
+    BACKEND_DB,
+    BROKER_DB,
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    TEST_DATABASE,
+    TEST_HOME,
+)
 
 SERVICE_HINT = "run `bash scripts/services.sh` to start the machine's PostgreSQL and Redis"
 
@@ -31,14 +38,14 @@ def _unavailable(what: str, error: Exception) -> None:
 
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(f"{REDIS_URL}/13")
+    client = redis.Redis.from_url(f"{REDIS_URL}/{BROKER_DB}")
     try:
         client.ping()
     except redis.RedisError as error:
         _unavailable("Redis", error)
     # This run owns its two Redis databases: start them empty.
     client.flushdb()
-    redis.Redis.from_url(f"{REDIS_URL}/14").flushdb()
+    redis.Redis.from_url(f"{REDIS_URL}/{BACKEND_DB}").flushdb()
     yield client
     client.close()
 
