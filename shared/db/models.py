@@ -203,3 +203,19 @@ class MLRequest(Base):
     ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_test.id"), index=True)
     ab_arm: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class TaskDelivery(Base):
+    """How many times a message was redelivered (its worker process died while running it).
+
+    A row exists only for messages that came back at least once, so the common path
+    writes nothing here. It bounds a poison message: see workers/deliveries.py.
+    """
+
+    __tablename__ = "task_delivery"
+
+    task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(128))
+    redeliveries: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)

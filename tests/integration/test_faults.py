@@ -1,0 +1,309 @@
+"""Faults on the real stack: processes killed, PostgreSQL and Redis restarted, a poison
+message, a broker that cannot be reached. Each test runs on a PostgreSQL and a Redis of
+its own (tests/integration/own_services.py) and checks, in PostgreSQL, that every record
+ends with exactly one row.
+
+docs/reliability.md publishes what these tests do and what they measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import Engine, create_engine, text
+
+from producer.local_processes import LocalWorker
+from shared.contracts import EXAMPLE_RECORD, QUEUE_BATCH, QUEUE_PREDICT, QUEUES, TASK_PREDICT
+from tests.integration.conftest import run_mlq
+from tests.integration.own_services import OwnPostgres, OwnRedis
+from workers.features import TARGET, read_adult
+from workers.training import ADULT_DATA
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 30_000
+CHUNK = 1000
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[OwnPostgres]:
+    directory = Path(tempfile.mkdtemp(prefix="mlq-faults-pg-"))
+    try:
+        postgres = OwnPostgres(directory).start()
+    except (RuntimeError, OSError) as error:
+        pytest.fail(f"cannot start a PostgreSQL of the tests' own: {error}", pytrace=False)
+    yield postgres
+    postgres.stop()
+
+
+@pytest.fixture(scope="module")
+def records_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RECORDS rows of the Adult data (features only), as a user's CSV file."""
+    frame = read_adult(ADULT_DATA).drop(columns=[TARGET])
+    repeats = -(-RECORDS // len(frame))
+    path = tmp_path_factory.mktemp("faults") / "records.csv"
+    frame.loc[frame.index.repeat(repeats)].head(RECORDS).to_csv(path, index=False)
+    return path
+
+
+class Stack:
+    """Settings for the worker and `mlq` processes of one test, on its own services."""
+
+    def __init__(self, postgres: OwnPostgres, redis: OwnRedis, home: Path, artifacts: Path):
+        self.postgres = postgres
+        self.redis = redis
+        self.home = home
+        self.env = {
+            "MLQ_BROKER_URL": f"{redis.url}/0",
+            "MLQ_RESULT_BACKEND": f"{redis.url}/1",
+            "MLQ_DATABASE_URL": postgres.url,
+            "MLQ_HOME": str(home),
+            "MLQ_ARTIFACTS_DIR": str(artifacts),
+            # A worker that dies whole leaves its messages unacknowledged: they come
+            # back after the visibility timeout, short here so that the test is short.
+            "MLQ_VISIBILITY_TIMEOUT": "20",
+            "MLQ_TASK_TIME_LIMIT": "15",
+        }
+        self.app = Celery("faults")
+        self.app.config_from_object("celeryconfig")
+        self.app.conf.update(broker_url=self.env["MLQ_BROKER_URL"])
+        self.app.conf.update(result_backend=self.env["MLQ_RESULT_BACKEND"])
+        self.engine: Engine = create_engine(postgres.url, pool_pre_ping=True)
+        self.workers: list[LocalWorker] = []
+
+    def worker(
+        self, name: str, *, queues: tuple[str, ...] = QUEUES, app_module: str = "workers"
+    ) -> LocalWorker:
+        worker = LocalWorker(
+            log_path=self.home / f"{name}.log",
+            concurrency=2,
+            queues=queues,
+            env=self.env,
+            name=name,
+            app=self.app,
+        )
+        worker.command[worker.command.index("-A") + 1] = app_module
+        self.workers.append(worker)
+        return worker.start(timeout=120)
+
+    def mlq(self, *args: str, timeout: float = 120) -> Any:
+        return run_mlq(*args, env=self.env, timeout=timeout)
+
+    def submit(self, path: Path, batch_id: str) -> None:
+        done = self.mlq(
+            "batch", "submit", str(path), "--batch-id", batch_id, "--chunk-size", str(CHUNK)
+        )
+        assert done.returncode == 0, done.stderr
+
+    def counts(self, batch_id: str) -> tuple[int, int, int]:
+        """(rows, distinct positions, rows with status OK) of a batch."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT batch_position),"
+                    " count(*) FILTER (WHERE status = 'OK') FROM ml_request WHERE batch_id = :b"
+                ),
+                {"b": batch_id},
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def wait_rows(self, batch_id: str, at_least: int, timeout: float = 180) -> tuple[int, int, int]:
+        deadline = time.monotonic() + timeout
+        while (counts := self.counts(batch_id))[0] < at_least:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return counts
+
+    def assert_complete(self, batch_id: str, total: int = RECORDS) -> None:
+        """Every record has exactly one row, positions 0..total-1, none failed."""
+        rows, positions, ok = self.wait_rows(batch_id, total)
+        time.sleep(1)  # anything still running that would write a row twice, would now
+        rows, positions, ok = self.counts(batch_id)
+        assert (rows, positions, ok) == (total, total, total)
+        with self.engine.connect() as connection:
+            span = connection.execute(
+                text(
+                    "SELECT min(batch_position), max(batch_position) FROM ml_request"
+                    " WHERE batch_id = :b"
+                ),
+                {"b": batch_id},
+            ).one()
+        assert tuple(span) == (0, total - 1)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+            if worker.process and worker.process.poll() is None:
+                os.killpg(worker.process.pid, signal.SIGKILL)
+        self.engine.dispose()
+
+
+@pytest.fixture
+def stack(
+    request: pytest.FixtureRequest,
+    own_postgres: OwnPostgres,
+    artifacts_dir: Path,
+    tmp_path: Path,
+) -> Iterator[Stack]:
+    appendonly = bool(getattr(request, "param", False))
+    redis = OwnRedis(tmp_path / "redis", appendonly=appendonly).start()
+    stack = Stack(own_postgres, redis, tmp_path, artifacts_dir)
+    migrated = stack.mlq("db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    with stack.engine.begin() as connection:
+        connection.execute(text("TRUNCATE ml_request, batch, task_delivery"))
+    yield stack
+    stack.stop()
+    redis.stop()
+
+
+def pool_children(worker: LocalWorker) -> list[int]:
+    assert worker.process is not None
+    children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children")
+    return [int(pid) for pid in children.read_text().split()]
+
+
+def test_pool_processes_killed_mid_batch_lose_and_double_nothing(
+    stack: Stack, records_csv: Path
+) -> None:
+    worker = stack.worker("kill-child", queues=(QUEUE_BATCH,))
+    stack.submit(records_csv, "kill-child")
+    for threshold in (3_000, 9_000, 15_000):
+        stack.wait_rows("kill-child", threshold, timeout=60)
+        os.kill(pool_children(worker)[0], signal.SIGKILL)
+    stack.assert_complete("kill-child")
+    log = worker.log_path.read_text()
+    assert "signal 9 (SIGKILL)" in log
+    # The chunks the killed processes held came back and were finished elsewhere.
+    assert re.search(r"redelivered, delivery 2", log)
+    assert worker.process is not None and worker.process.poll() is None
+
+
+def test_the_whole_worker_killed_mid_batch_loses_and_doubles_nothing(
+    stack: Stack, records_csv: Path
+) -> None:
+    first = stack.worker("kill-all", queues=(QUEUE_BATCH,))
+    stack.submit(records_csv, "kill-all")
+    stack.wait_rows("kill-all", 6_000, timeout=60)
+    assert first.process is not None
+    os.killpg(first.process.pid, signal.SIGKILL)  # parent and pool: nobody re-queues
+    first.process.wait()
+    rows_at_kill = stack.counts("kill-all")[0]
+    assert rows_at_kill < RECORDS
+    second = stack.worker("kill-all-2", queues=(QUEUE_BATCH,))
+    # What the dead worker held comes back after the visibility timeout (20 s here).
+    stack.assert_complete("kill-all")
+    assert "redelivered" in second.log_path.read_text()
+
+
+def test_postgres_restarted_mid_batch_is_retried_until_the_batch_completes(
+    stack: Stack, records_csv: Path
+) -> None:
+    worker = stack.worker("pg-restart", queues=(QUEUE_BATCH,))
+    stack.submit(records_csv, "pg-restart")
+    stack.wait_rows("pg-restart", 3_000, timeout=60)
+    stack.postgres.restart(down_for=3)
+    stack.assert_complete("pg-restart")
+    log = worker.log_path.read_text()
+    assert "Retry in" in log  # tasks met the outage and were retried with backoff
+
+
+@pytest.mark.parametrize("stack", [True], indirect=True)
+def test_redis_restarted_with_appendonly_keeps_queued_work(
+    stack: Stack, records_csv: Path
+) -> None:
+    stack.submit(records_csv, "aof")  # queued: no worker yet
+    stack.redis.restart()
+    stack.worker("aof", queues=(QUEUE_BATCH,))
+    stack.assert_complete("aof")
+
+
+def test_redis_restarted_without_persistence_the_same_submit_finishes_the_batch(
+    stack: Stack, records_csv: Path
+) -> None:
+    worker = stack.worker("no-aof", queues=(QUEUE_BATCH,))
+    stack.submit(records_csv, "no-aof")
+    stack.wait_rows("no-aof", 3_000, timeout=60)
+    stack.redis.restart()  # every queued chunk is gone
+    time.sleep(3)
+    before = stack.counts("no-aof")[0]
+    assert before < RECORDS
+    status = stack.mlq("batch", "status", "no-aof")
+    assert "running" in status.stdout
+    stack.submit(records_csv, "no-aof")  # the same command again
+    stack.assert_complete("no-aof")
+    # Rows written before the restart were kept, not rewritten: chunks came back with
+    # their finished records already written and skipped.
+    assert "already written" in worker.log_path.read_text()
+
+
+def test_a_poison_message_is_given_up_after_a_bounded_number_of_deliveries(
+    stack: Stack, tmp_path: Path
+) -> None:
+    worker = stack.worker(
+        "poison", queues=(QUEUE_PREDICT, QUEUE_BATCH), app_module="tests.integration.poison_worker"
+    )
+    stack.app.send_task(
+        TASK_PREDICT,
+        kwargs={
+            "record": {"age": 37},
+            "endpoint": "income_classifier",
+            "request_id": "poison-single",
+        },
+        task_id="poison-single",
+    )
+    small = tmp_path / "small.csv"
+    small.write_text("age,workclass\n37,Private\n38,Private\n")
+    stack.submit(small, "poison-batch")
+    deadline = time.monotonic() + 120
+    while stack.counts("poison-batch")[0] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with stack.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, status, error_code, error_message FROM ml_request"
+                " WHERE id LIKE 'poison-%' ORDER BY id"
+            )
+        ).all()
+        deliveries = dict(
+            connection.execute(text("SELECT task_id, redeliveries FROM task_delivery")).all()
+        )
+    assert [(r.id, r.status, r.error_code) for r in rows] == [
+        ("poison-batch:0", "ERROR", "poison_message"),
+        ("poison-batch:1", "ERROR", "poison_message"),
+        ("poison-single", "ERROR", "poison_message"),
+    ]
+    assert "given up after 3 deliveries" in rows[0].error_message
+    # Killed three times (the default MLQ_MAX_DELIVERIES), given up on the fourth.
+    assert deliveries == {"poison-single": 3, "poison-batch:chunk:0": 3}
+    assert worker.log_path.read_text().count("exited with 'signal 9 (SIGKILL)'") == 6
+    # The worker still serves: a good record goes through.
+    good = stack.mlq("predict", "--json", json.dumps(EXAMPLE_RECORD), "--wait")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["status"] == "OK"
+
+
+def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
+    stack: Stack, records_csv: Path
+) -> None:
+    stack.redis.stop()
+    started = time.monotonic()
+    single = stack.mlq("predict", "--json", '{"age": 37}')
+    assert single.returncode != 0
+    assert "cannot reach the broker" in single.stderr
+    assert time.monotonic() - started < 20
+    batch = stack.mlq("batch", "submit", str(records_csv), "--batch-id", "unreachable")
+    assert batch.returncode != 0
+    assert "sending stopped after 0 records" in batch.stderr
+    assert "submit the same input again with batch id unreachable" in batch.stderr
