@@ -34,11 +34,12 @@ def _wait(check: object, what: str, timeout: float = 30) -> None:
 class OwnRedis:
     """``redis-server`` on a free port, with or without appendonly persistence."""
 
-    def __init__(self, directory: Path, *, appendonly: bool) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool, password: str | None = None) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed")
         self.directory = directory
         self.appendonly = appendonly
+        self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -48,7 +49,8 @@ class OwnRedis:
 
     def _answers(self) -> bool:
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+            client = redis.Redis(port=self.port, password=self.password, socket_timeout=1)
+            return bool(client.ping())
         except redis.RedisError:
             return False
 
@@ -73,6 +75,7 @@ class OwnRedis:
                 "noeviction",
                 "--logfile",
                 str(self.directory / "redis.log"),
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

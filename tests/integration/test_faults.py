@@ -220,9 +220,7 @@ def test_postgres_restarted_mid_batch_is_retried_until_the_batch_completes(
 
 
 @pytest.mark.parametrize("stack", [True], indirect=True)
-def test_redis_restarted_with_appendonly_keeps_queued_work(
-    stack: Stack, records_csv: Path
-) -> None:
+def test_redis_restarted_with_appendonly_keeps_queued_work(stack: Stack, records_csv: Path) -> None:
     stack.submit(records_csv, "aof")  # queued: no worker yet
     stack.redis.restart()
     stack.worker("aof", queues=(QUEUE_BATCH,))
