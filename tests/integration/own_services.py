@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -31,15 +32,51 @@ def _wait(check: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class Certificates:
+    """A certificate authority and a server certificate for 127.0.0.1 that it signed."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> Certificates:
+        if shutil.which("openssl") is None:
+            raise RuntimeError("openssl is not installed")
+        directory.mkdir(parents=True, exist_ok=True)
+        ca, cert, key = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+        (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for command in (
+            f"req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mlq-test-ca "
+            f"-keyout {directory / 'ca.key'} -out {ca}",
+            f"req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {key} "
+            f"-out {directory / 'server.csr'}",
+            f"x509 -req -days 2 -in {directory / 'server.csr'} -CA {ca} "
+            f"-CAkey {directory / 'ca.key'} -CAcreateserial -out {cert} "
+            f"-extfile {directory / 'san.cnf'}",
+        ):
+            subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+        return cls(ca, cert, key)
+
+
 class OwnRedis:
     """``redis-server`` on a free port, with or without appendonly persistence."""
 
-    def __init__(self, directory: Path, *, appendonly: bool, password: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        appendonly: bool,
+        password: str | None = None,
+        tls: Certificates | None = None,
+    ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed")
         self.directory = directory
         self.appendonly = appendonly
         self.password = password
+        self.tls = tls
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -49,7 +86,8 @@ class OwnRedis:
 
     def _answers(self) -> bool:
         try:
-            client = redis.Redis(port=self.port, password=self.password, socket_timeout=1)
+            tls = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
+            client = redis.Redis(port=self.port, password=self.password, socket_timeout=1, **tls)
             return bool(client.ping())
         except redis.RedisError:
             return False
@@ -61,8 +99,7 @@ class OwnRedis:
                 "redis-server",
                 "--bind",
                 "127.0.0.1",
-                "--port",
-                str(self.port),
+                *self._listen(),
                 "--dir",
                 str(self.directory),
                 "--save",
@@ -83,6 +120,18 @@ class OwnRedis:
         _wait(self._answers, f"redis on port {self.port}")
         return self
 
+    def _listen(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",  # TLS only: no plain-text port at all
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key),
+            "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # an appendonly file is flushed first
@@ -95,9 +144,15 @@ class OwnRedis:
 
 
 class OwnPostgres:
-    """A PostgreSQL cluster made by ``initdb`` in a temporary directory, trust auth."""
+    """A PostgreSQL cluster made by ``initdb`` in a temporary directory.
 
-    def __init__(self, directory: Path) -> None:
+    Trust auth by default. With ``password`` and ``tls``: TCP connections must use TLS
+    and the password (scram-sha-256); plain-text ones are rejected.
+    """
+
+    def __init__(
+        self, directory: Path, *, password: str | None = None, tls: Certificates | None = None
+    ) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         bindir = Path(found[-1]).parent if found else None
         if bindir is None and shutil.which("initdb"):
@@ -110,10 +165,22 @@ class OwnPostgres:
         self.port = free_port()
         # PostgreSQL refuses to run as root: as root, run it as the postgres user.
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.password = password
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if self.password is None:
+            return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        query = f"?sslmode=verify-full&sslrootcert={self.tls.ca}" if self.tls else ""
+        return (
+            f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/postgres{query}"
+        )
+
+    def _chown(self, path: Path) -> None:
+        if self.prefix:
+            owner = pwd.getpwnam("postgres")
+            os.chown(path, owner.pw_uid, owner.pw_gid)
 
     def _run(self, *args: str) -> None:
         subprocess.run(
@@ -134,17 +201,39 @@ class OwnPostgres:
     def start(self) -> OwnPostgres:
         if not self.data.exists():
             self.directory.mkdir(parents=True, exist_ok=True)
-            if self.prefix:
-                owner = pwd.getpwnam("postgres")
-                os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            self._chown(self.directory)
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+            if self.password is not None:
+                self._secure()
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        if self.tls:
+            options += " -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w",
             "start",
         )  # fmt: skip
         _wait(self._answers, f"PostgreSQL on port {self.port}")
+        if self.password is not None:
+            self._run(
+                "psql", "-h", str(self.directory), "-p", str(self.port), "-U", "postgres", "-c",
+                f"ALTER USER postgres PASSWORD '{self.password}'",
+            )  # fmt: skip
         return self
+
+    def _secure(self) -> None:
+        """Password over TLS for TCP; the local socket (used to set the password) trusts."""
+        hostssl = "hostssl" if self.tls else "host"
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"{hostssl} all all 127.0.0.1/32 scram-sha-256\n"
+            + ("hostnossl all all 127.0.0.1/32 reject\n" if self.tls else "")
+        )
+        if self.tls:
+            for source, name in ((self.tls.cert, "server.pem"), (self.tls.key, "server.key")):
+                target = self.data / name
+                shutil.copy(source, target)
+                target.chmod(0o600)
+                self._chown(target)
 
     def stop(self) -> None:
         if self.data.exists():

@@ -80,6 +80,7 @@ class Stack:
         self.app.conf.update(result_backend=self.env["MLQ_RESULT_BACKEND"])
         self.engine: Engine = create_engine(postgres.url, pool_pre_ping=True)
         self.workers: list[LocalWorker] = []
+        self.submitted_at = time.monotonic()
 
     def worker(
         self, name: str, *, queues: tuple[str, ...] = QUEUES, app_module: str = "workers"
@@ -100,6 +101,7 @@ class Stack:
         return run_mlq(*args, env=self.env, timeout=timeout)
 
     def submit(self, path: Path, batch_id: str) -> None:
+        self.submitted_at = time.monotonic()
         done = self.mlq(
             "batch", "submit", str(path), "--batch-id", batch_id, "--chunk-size", str(CHUNK)
         )
@@ -140,6 +142,17 @@ class Stack:
                 {"b": batch_id},
             ).one()
         assert tuple(span) == (0, total - 1)
+        with self.engine.connect() as connection:
+            redelivered = connection.execute(
+                text("SELECT count(*), coalesce(sum(redeliveries), 0) FROM task_delivery")
+            ).one()
+        # docs/reliability.md quotes these lines (pytest -s prints them).
+        print(
+            f"\n[reliability] {batch_id}: records {total}, rows {rows}, distinct positions "
+            f"{positions}, OK {ok}, lost {total - positions}, doubled {rows - positions}, "
+            f"chunks redelivered {redelivered[0]} ({redelivered[1]} redeliveries), "
+            f"(last) submit to every row written {time.monotonic() - self.submitted_at - 1:.1f} s"
+        )
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -203,6 +216,7 @@ def test_the_whole_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert rows_at_kill < RECORDS
     second = stack.worker("kill-all-2", queues=(QUEUE_BATCH,))
     # What the dead worker held comes back after the visibility timeout (20 s here).
+    print(f"[reliability] kill-all: {rows_at_kill} rows when the worker was killed")
     stack.assert_complete("kill-all")
     assert "redelivered" in second.log_path.read_text()
 
@@ -217,6 +231,7 @@ def test_postgres_restarted_mid_batch_is_retried_until_the_batch_completes(
     stack.assert_complete("pg-restart")
     log = worker.log_path.read_text()
     assert "Retry in" in log  # tasks met the outage and were retried with backoff
+    print(f"[reliability] pg-restart: {log.count('Retry in')} task retries during the outage")
 
 
 @pytest.mark.parametrize("stack", [True], indirect=True)
@@ -239,6 +254,7 @@ def test_redis_restarted_without_persistence_the_same_submit_finishes_the_batch(
     assert before < RECORDS
     status = stack.mlq("batch", "status", "no-aof")
     assert "running" in status.stdout
+    print(f"[reliability] no-aof: {before} rows when Redis lost the queued chunks")
     stack.submit(records_csv, "no-aof")  # the same command again
     stack.assert_complete("no-aof")
     # Rows written before the restart were kept, not rewritten: chunks came back with
