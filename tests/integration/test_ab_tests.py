@@ -414,3 +414,46 @@ def test_a_sample_ratio_mismatch_blocks_promotion(client: Client, held_out: pd.D
     assert (summary["arms"]["A"]["requests"], summary["arms"]["B"]["requests"]) == (150, 50)
     assert summary["srm_p_value"] < 0.001
     assert summary["winner"] is None and "sample ratio mismatch" in summary["reason"]
+
+
+def test_two_beats_and_a_racing_stop_end_a_test_once(
+    client: Client, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Two beat processes (a second one started by mistake) check every 0.2 s while
+    `mlq ab stop` is sent at the moment the test expires: one end, one promotion."""
+    plant_control(client)
+    test = client.start_ab_test(
+        endpoint="income_classifier",
+        a=PLANTED,
+        b="random forest",
+        duration=timedelta(seconds=4),
+        min_labelled=20,
+    )
+    send_with_feedback(client, held_out.head(80))
+    beats = [
+        LocalBeat(
+            log_path=tmp_path / f"beat{i}.log",
+            env={"MLQ_AB_CHECK_SECONDS": "0.2", "MLQ_HOME": str(tmp_path / f"beat{i}")},
+        )
+        for i in (1, 2)
+    ]
+    with beats[0], beats[1]:
+        while client.ab_tests()[0]["ends_at"] > pd.Timestamp.now(tz="UTC").isoformat():
+            time.sleep(0.05)
+        stopped = client.stop_ab_test(test["id"])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # let both beats look at the ended test again
+            time.sleep(0.5)
+    report = client.ab_report(test["id"])
+    assert report["ended_by"] in {"beat", "mlq ab stop"}
+    assert stopped["ended_now"] is (report["ended_by"] == "mlq ab stop")
+    with session_scope() as session:
+        promotions = session.execute(
+            select(func.count())
+            .select_from(MLAlgorithmStatus)
+            .where(MLAlgorithmStatus.created_by.like(f"ab test #{test['id']}%"))
+        ).scalar_one()
+    assert promotions == 2  # the planted control to testing, random forest to production
+    assert statuses()["random forest"] == "production"
+    sent = sum(b.log_path.read_text().count("Sending due task") for b in beats)
+    assert sent >= 10  # both beats really were checking all along
