@@ -5,6 +5,10 @@ CSV cells carry no types, so a cell that reads as a finite number is sent as a n
 an empty cell as null, and anything else as the string it is. A JSON Lines line that is
 not valid JSON is sent as its text, so the worker records it with a clear error instead
 of the whole batch failing.
+
+The limits MLQ_MAX_BATCH_RECORDS and MLQ_MAX_RECORD_BYTES are enforced here, before
+records are sent: a file is counted when it is opened, a sized input (a DataFrame, a
+list) before its first chunk, and every chunk is checked before it goes.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import csv
 import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from typing import IO, Any
 
-from shared.errors import MlqError
+from producer.batches import BatchSubmitError
+from shared.contracts import record_limit_error
+from shared.errors import BatchTooLargeError, MlqError, RecordTooLargeError
+from shared.settings import get_settings
 
 FORMATS = ("csv", "jsonl")
 
@@ -74,7 +81,7 @@ def jsonl_records(handle: IO[str]) -> Iterator[Any]:
             continue
         try:
             yield json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nested past Python's limit too
             yield text
 
 
@@ -99,8 +106,94 @@ def open_records(path: Path, fmt: str | None = None) -> tuple[IO[str], Iterator[
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise BatchInputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    handle = path.open(encoding="utf-8", errors="replace", newline="")
+    refuse_too_many(path, fmt)
+    handle = _open(path)
     return handle, (csv_records(handle) if fmt == "csv" else jsonl_records(handle))
+
+
+def _open(path: Path) -> IO[str]:
+    return path.open(encoding="utf-8", errors="replace", newline="")
+
+
+def refuse_too_many(path: Path, fmt: str) -> None:
+    """Raise BatchTooLargeError for a file of more than MLQ_MAX_BATCH_RECORDS records.
+
+    Cheap: a record takes two bytes at least (a character and a line end), so a file
+    too small to exceed the limit is not read; a bigger one has its line ends counted
+    in binary, and only one with more lines than the limit is parsed (without converting
+    cells) to count its records exactly. A pipe is not read twice: chunks are counted
+    as they are sent instead (``checked_chunks``).
+    """
+    limit = get_settings().max_batch_records
+    if not path.is_file() or (path.stat().st_size + 1) // 2 <= limit:
+        return
+    if _count_lines(path) <= limit:
+        return
+    with _open(path) as handle:
+        records: Iterable[object]
+        if fmt == "csv":
+            rows = csv.reader(handle, skipinitialspace=True)
+            next(rows, None)  # the header
+            records = (row for row in rows if row)
+        else:
+            records = (line for line in handle if line.strip())
+        count = sum(1 for _ in itertools.islice(records, limit + 1))
+    if count > limit:
+        raise BatchTooLargeError(count, limit, at_least=True)
+
+
+def _count_lines(path: Path) -> int:
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def checked_chunks(records: Any, size: int, batch_id: str) -> Iterator[list[Any]]:
+    """Chunks of ``size`` records, each checked against the limits before it is sent.
+
+    The caller sends each chunk before asking for the next, so when a later chunk breaks
+    a limit, exactly the chunks before it went: the batch stops with BatchSubmitError
+    saying how many. A problem in the first chunk, or a sized input over the limit,
+    raises BatchTooLargeError or RecordTooLargeError before anything is sent.
+    """
+    limit = get_settings().max_batch_records
+    stream = iter_records(records)
+    if isinstance(records, Sized) and len(records) > limit:
+        raise BatchTooLargeError(len(records), limit)
+    sent = 0
+    for chunk in chunked(stream, size):
+        broken = _broken_limit(chunk, sent)
+        if broken is not None:
+            problem, remedy = broken
+            if not sent:
+                raise problem
+            raise BatchSubmitError(
+                f"batch {batch_id}: {problem}; sending stopped after {sent:,} records "
+                f"(positions {sent} on were not sent): {remedy}, and submit the same input "
+                f"again with batch id {batch_id} to finish it"
+            ) from problem
+        yield chunk
+        sent += len(chunk)
+
+
+def _broken_limit(chunk: list[Any], start: int) -> tuple[MlqError, str] | None:
+    """The limit a chunk starting at position ``start`` breaks, and what to do about it."""
+    settings = get_settings()
+    if start + len(chunk) > settings.max_batch_records:
+        error: MlqError = BatchTooLargeError(
+            start + len(chunk), settings.max_batch_records, at_least=True
+        )
+        return error, "split the input, or raise MLQ_MAX_BATCH_RECORDS"
+    for position, record in enumerate(chunk, start):
+        refused = record_limit_error(record, settings.max_record_bytes, f"record {position}")
+        if isinstance(refused, RecordTooLargeError):
+            return refused, f"make record {position} smaller, or raise MLQ_MAX_RECORD_BYTES"
+        if refused is not None:
+            return refused, f"fix record {position}"
+    return None
 
 
 def chunked(records: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -23,10 +23,12 @@ from celery import Celery
 from celery.backends.redis import RedisBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
+from kombu.exceptions import EncodeError
 from sqlalchemy.orm import Session
 
-from producer.batch_input import BatchInputError, chunked, iter_records
+from producer.batch_input import BatchInputError, checked_chunks, chunked
 from producer.batches import BatchSubmission, BatchSubmitError, UnknownBatchError
+from producer.sending import send_task
 from shared.ab_tests import get_test, list_tests, start_test
 from shared.celery_app import app as default_app
 from shared.contracts import (
@@ -34,6 +36,9 @@ from shared.contracts import (
     DEFAULT_ENDPOINT,
     FEEDBACK_CHUNK_SIZE,
     ISSUED_STATE,
+    MAX_BATCH_ID_LENGTH,
+    MAX_ENDPOINT_LENGTH,
+    MAX_REQUEST_ID_LENGTH,
     RULE_SIGNIFICANCE,
     STATUS_ERROR,
     STATUS_QUEUED,
@@ -44,12 +49,18 @@ from shared.contracts import (
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
     FeedbackResult,
+    key_problem,
     parse_batch_request_id,
+    record_limit_error,
 )
 from shared.db.batches import batch_progress, create_batch, finish_submission, holds_position
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
-from shared.errors import UnknownRequestError
+from shared.errors import (
+    InvalidRecordError,
+    InvalidRequestError,
+    UnknownRequestError,
+)
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -86,9 +97,20 @@ class Client:
         """Enqueue one record and return its request id at once.
 
         ``assignment_key`` (a user or session id, say) keeps a caller in the same arm of
-        a running A/B test; without it the request id decides the arm.
+        a running A/B test; without it the request id decides the arm. A request id no
+        row can be keyed by (empty, over 128 characters) and a record over
+        MLQ_MAX_RECORD_BYTES are refused here, before anything is sent.
         """
-        request_id = request_id or str(uuid.uuid4())
+        request_id = str(uuid.uuid4()) if request_id is None else request_id
+        for argument, problem in (
+            ("request_id", key_problem(request_id, MAX_REQUEST_ID_LENGTH)),
+            ("endpoint", key_problem(endpoint, MAX_ENDPOINT_LENGTH, empty_ok=True)),
+        ):
+            if problem:
+                raise InvalidRequestError(argument, problem)
+        refused = record_limit_error(record, get_settings().max_record_bytes)
+        if refused is not None:
+            raise refused
         kwargs: dict[str, Any] = {"record": record, "endpoint": endpoint, "request_id": request_id}
         if status is not None:
             kwargs["status"] = status
@@ -102,6 +124,9 @@ class Client:
             self.app.backend.store_result(request_id, None, ISSUED_STATE)
         try:
             self.app.send_task(TASK_PREDICT, kwargs=kwargs, task_id=request_id)
+        except EncodeError as error:  # what JSON cannot hold: a set, say
+            self.app.backend.forget(request_id)
+            raise InvalidRecordError(None, f"the record cannot be sent as JSON: {error}") from None
         except Exception:
             self.app.backend.forget(request_id)
             raise
@@ -155,8 +180,15 @@ class Client:
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        batch_id = batch_id or uuid.uuid4().hex
-        chunks = chunked(iter_records(records), chunk_size)
+        batch_id = uuid.uuid4().hex if batch_id is None else batch_id
+        for argument, problem in (
+            ("batch_id", key_problem(batch_id, MAX_BATCH_ID_LENGTH)),
+            ("endpoint", key_problem(endpoint, MAX_ENDPOINT_LENGTH, empty_ok=True)),
+        ):
+            if problem:
+                raise InvalidRequestError(argument, problem)
+        # Checked against MLQ_MAX_BATCH_RECORDS and MLQ_MAX_RECORD_BYTES chunk by chunk.
+        chunks = checked_chunks(records, chunk_size, batch_id)
         # Read the first chunk before recording the batch: input that cannot be read, or
         # holds nothing, must not leave a batch that waits for records forever.
         first = next(chunks, None)
@@ -182,12 +214,12 @@ class Client:
                 "version": version,
             }
             try:
-                self.app.send_task(
-                    TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
+                send_task(
+                    self.app, TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
                 )
             except Exception as error:
                 raise BatchSubmitError(
-                    f"batch {batch_id}: sending stopped after {sent} records ({error!r}); "
+                    f"batch {batch_id}: sending stopped after {sent} records ({error}); "
                     f"records from position {sent} on were not sent: submit the same input "
                     f"again with batch id {batch_id} to finish it"
                 ) from error
@@ -222,7 +254,7 @@ class Client:
         sent = 0
         for chunk in chunked(pairs, chunk_size):
             items = [{"request_id": str(rid), "label": str(label)} for rid, label in chunk]
-            pending.append(self.app.send_task(TASK_FEEDBACK, kwargs={"items": items}))
+            pending.append(send_task(self.app, TASK_FEEDBACK, kwargs={"items": items}))
             log.info("feedback %s: %d labels sent", pending[-1].id, len(items))
             sent += len(items)
             if on_sent:
@@ -290,12 +322,12 @@ class Client:
     def ab_report(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
         """Live figures per arm (computed by a worker), and the summary once ended."""
         self._require_test(test_id)
-        return dict(self.app.send_task(TASK_AB_REPORT, args=[test_id]).get(timeout=timeout))
+        return dict(send_task(self.app, TASK_AB_REPORT, args=[test_id]).get(timeout=timeout))
 
     def stop_ab_test(self, test_id: int, *, timeout: float = 60) -> dict[str, Any]:
         """Evaluate and end a test now (a test that has ended reports how it ended)."""
         self._require_test(test_id)
-        return dict(self.app.send_task(TASK_AB_STOP, args=[test_id]).get(timeout=timeout))
+        return dict(send_task(self.app, TASK_AB_STOP, args=[test_id]).get(timeout=timeout))
 
     @staticmethod
     def _require_test(test_id: int) -> None:

@@ -7,7 +7,13 @@ written from this module; keep the two in step.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Literal, NotRequired, TypedDict
+
+import orjson
+
+from shared.errors import InvalidRecordError, RecordTooLargeError
+from shared.json_safe import json_safe
 
 # Queues. Single records and batch chunks travel apart so that one prediction is never
 # stuck behind a large batch; control work (A/B evaluation) has its own lane too.
@@ -50,6 +56,89 @@ FEEDBACK_CHUNK_SIZE = 1000
 # Records of a batch go to workers in chunks of this many (one message, one
 # predict_proba, one bulk write each); `benchmarks/batch_throughput.py` measures it.
 DEFAULT_CHUNK_SIZE = 5000
+
+
+# The widths of the columns a row is keyed and filed by (shared/db/models.py): a longer
+# id cannot key a row, so producers refuse it and workers answer it without a row.
+MAX_REQUEST_ID_LENGTH = 128
+MAX_BATCH_ID_LENGTH = 64  # so that "{batch_id}:{position}" fits a request id
+MAX_ENDPOINT_LENGTH = 128
+# Batch positions and totals are 32-bit integer columns.
+MAX_BATCH_POSITION = 2**31 - 1
+# No valid record is nested at all. This is orjson's limit; a worker hands a message to
+# its pool process with pickle, which fails (and takes the worker down) on about twice
+# this depth, so producers refuse deeper records.
+MAX_RECORD_DEPTH = 254
+
+
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def key_problem(value: object, max_length: int, *, empty_ok: bool = False) -> str | None:
+    """Why ``value`` cannot key or file a row (a request id, batch id or endpoint), or None."""
+    if not isinstance(value, str):
+        return f"must be a string, got {_JSON_TYPES.get(type(value), type(value).__name__)}"
+    if not value and not empty_ok:
+        return "must not be empty"
+    if len(value) > max_length:
+        return f"is {len(value):,} characters long, more than the {max_length} a row can hold"
+    if "\x00" in value:
+        return "holds a NUL character, which PostgreSQL cannot store"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone surrogate (half a UTF-16 pair), which is not text"
+    return None
+
+
+def record_limit_error(
+    record: Any, limit: int, what: str = "the record"
+) -> InvalidRecordError | None:
+    """The error of a record no producer may send and no worker scores, or None: bigger
+    than ``limit`` bytes as compact UTF-8 JSON (MLQ_MAX_RECORD_BYTES), or nested more
+    than MAX_RECORD_DEPTH levels deep.
+
+    orjson measures a typical record in well under a microsecond. What it cannot encode
+    (nesting past its limit, integers beyond 64 bits, lone surrogates, non-string keys)
+    is measured as it would be stored (``json_safe``, which bounds depth).
+    """
+    try:
+        size = len(orjson.dumps(record))
+    except TypeError:
+        if _deeper_than(record, MAX_RECORD_DEPTH):
+            return InvalidRecordError(
+                None,
+                f"{what} is nested more than {MAX_RECORD_DEPTH} levels deep; "
+                "a valid record is not nested at all",
+            )
+        text = json.dumps(json_safe(record), separators=(",", ":"), ensure_ascii=False, default=str)
+        size = len(text.encode("utf-8", "surrogatepass"))
+    return RecordTooLargeError(size, limit, what) if size > limit else None
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether arrays and objects nest more than ``levels`` deep (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if level > levels:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
 
 
 def batch_request_id(batch_id: str, position: int) -> str:

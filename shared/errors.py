@@ -3,6 +3,9 @@
 MlqError
  +-- ConfigurationError         a setting is missing or unsafe
  +-- InvalidRecordError         a record fails validation (names the field and why)
+ |    +-- RecordTooLargeError    a record is bigger than MLQ_MAX_RECORD_BYTES
+ +-- InvalidRequestError        a request id, batch id or endpoint no row can hold
+ +-- BatchTooLargeError         a batch holds more than MLQ_MAX_BATCH_RECORDS records
  +-- SelectionError             no algorithm can serve the request
  |    +-- UnknownEndpointError
  |    +-- NoAlgorithmError
@@ -50,10 +53,53 @@ class InvalidRecordError(MlqError):
     def __init__(self, field: str | None, reason: str) -> None:
         self.field = field
         self.reason = reason
-        super().__init__(f"field {field!r}: {reason}" if field else reason)
+        shown = repr(field) if field is None or len(field) <= 60 else repr(field[:57]) + "..."
+        super().__init__(f"field {shown}: {reason}" if field is not None else reason)
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "field": self.field}
+
+
+class RecordTooLargeError(InvalidRecordError):
+    """The record is larger than MLQ_MAX_RECORD_BYTES allows."""
+
+    code = "record_too_large"
+
+    def __init__(self, size: int, limit: int, what: str = "the record") -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            None,
+            f"{what} is {size:,} bytes as JSON, more than MLQ_MAX_RECORD_BYTES={limit} allows",
+        )
+
+
+class InvalidRequestError(MlqError):
+    """The request's arguments are malformed (not the record: its envelope)."""
+
+    code = "invalid_request"
+
+    def __init__(self, argument: str, reason: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument} {reason}")
+
+    def as_dict(self) -> dict[str, Any]:
+        # Under "field", where producers already look for what an error is about.
+        return {**super().as_dict(), "field": self.argument}
+
+
+class BatchTooLargeError(MlqError):
+    """The batch holds more records than MLQ_MAX_BATCH_RECORDS allows."""
+
+    code = "batch_too_large"
+
+    def __init__(self, count: int, limit: int, *, at_least: bool = False) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"the batch holds {'at least ' if at_least else ''}{count:,} records, more than "
+            f"MLQ_MAX_BATCH_RECORDS={limit} allows"
+        )
 
 
 class SelectionError(MlqError):

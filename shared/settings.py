@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from shared.contracts import MAX_BATCH_POSITION
 from shared.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,18 @@ class Settings:
     registry_cache_s: float = 2.0
     # How often Celery beat looks for A/B tests whose time is up.
     ab_check_s: float = 30.0
+    # A message whose worker process dies while running it comes back; after this many
+    # deliveries it is given up and its records get error rows (a poison message).
+    max_deliveries: int = 3
+    # How long a producer keeps trying to reach the broker and the result backend
+    # before it fails with an error saying what was sent.
+    send_timeout_s: float = 10.0
+    # The largest record, as compact JSON, that a producer sends and a worker scores: a
+    # bigger one is refused by the producer and gets an error row (not stored whole)
+    # from the worker, which cannot trust producers in other languages to check.
+    max_record_bytes: int = 65536
+    # The most records one batch may hold; a producer refuses a bigger one.
+    max_batch_records: int = 10_000_000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -97,7 +110,16 @@ class Settings:
             task_time_limit_s=_positive_int("MLQ_TASK_TIME_LIMIT", 600),
             registry_cache_s=_seconds("MLQ_REGISTRY_CACHE_SECONDS", 2.0),
             ab_check_s=_seconds("MLQ_AB_CHECK_SECONDS", 30.0),
+            max_deliveries=_positive_int("MLQ_MAX_DELIVERIES", 3),
+            send_timeout_s=_seconds("MLQ_SEND_TIMEOUT", 10.0),
+            max_record_bytes=_positive_int("MLQ_MAX_RECORD_BYTES", 65536, unit="bytes"),
+            max_batch_records=_positive_int("MLQ_MAX_BATCH_RECORDS", 10_000_000, unit="records"),
         )
+        if settings.max_batch_records > MAX_BATCH_POSITION:
+            raise ConfigurationError(
+                f"MLQ_MAX_BATCH_RECORDS ({settings.max_batch_records}) must be at most "
+                f"{MAX_BATCH_POSITION}: the database numbers a batch's records in 32-bit integers"
+            )
         if settings.visibility_timeout_s <= settings.task_time_limit_s:
             raise ConfigurationError(
                 f"MLQ_VISIBILITY_TIMEOUT ({settings.visibility_timeout_s}) must exceed "
@@ -127,17 +149,21 @@ class Settings:
             "task time limit (s)": str(self.task_time_limit_s),
             "registry cache (s)": str(self.registry_cache_s),
             "A/B check every (s)": str(self.ab_check_s),
+            "max deliveries of a message": str(self.max_deliveries),
+            "send timeout (s)": str(self.send_timeout_s),
+            "max record size (bytes of JSON)": str(self.max_record_bytes),
+            "max records in a batch": str(self.max_batch_records),
         }
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, unit: str = "seconds") -> int:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} must be a whole number of seconds") from None
+        raise ConfigurationError(f"{name}={raw!r} must be a whole number of {unit}") from None
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be positive")
     return value

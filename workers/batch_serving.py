@@ -9,16 +9,23 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
+from shared.contracts import (
+    MAX_BATCH_ID_LENGTH,
+    MAX_BATCH_POSITION,
+    PredictBatchResult,
+    PredictResult,
+    batch_request_id,
+    key_problem,
+)
 from shared.db.engine import session_scope
 from shared.db.models import utcnow
 from shared.db.requests import copy_requests, existing_positions
-from shared.errors import MlqError
+from shared.errors import InvalidRequestError, MlqError
 from shared.registry import AlgorithmInfo
 from shared.registry_cache import RegistryCache
 from workers.model_store import ModelStore
 from workers.routing import Route, route_many
-from workers.serving import error_result, ok_results, request_row
+from workers.serving import error_result, ok_results, request_row, size_error, unkeyable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,31 @@ def score_chunk(
     return [results[i] for i in range(len(positions))]
 
 
+def chunk_problem(
+    batch_id: object, endpoint: object, start: object, records: object
+) -> InvalidRequestError | None:
+    """The error of a chunk whose rows could not be keyed or filed, or None.
+
+    Only a producer that builds messages itself can send one; it gets no rows (no key
+    for them exists) and the task fails with this error, logged.
+    """
+    problem = key_problem(batch_id, MAX_BATCH_ID_LENGTH)
+    if problem:
+        return InvalidRequestError("batch_id", f"{problem}; no row can be keyed by it")
+    refused = unkeyable("-", endpoint)
+    if refused is not None:
+        return refused
+    if not isinstance(records, list):
+        return InvalidRequestError("records", f"must be an array, got {type(records).__name__}")
+    if type(start) is not int or not 0 <= start <= MAX_BATCH_POSITION - len(records):
+        return InvalidRequestError(
+            "start",
+            f"must be a whole number from 0 to {MAX_BATCH_POSITION} less the chunk's "
+            f"records, got {start!r:.40}",
+        )
+    return None
+
+
 def serve_chunk(
     store: ModelStore,
     registry: RegistryCache,
@@ -66,8 +98,15 @@ def serve_chunk(
     status: str | None = None,
     version: str | None = None,
 ) -> PredictBatchResult:
-    """Score a chunk and write a row for each of its records that has none yet."""
+    """Score a chunk and write a row for each of its records that has none yet.
+
+    A record bigger than MLQ_MAX_RECORD_BYTES gets an error row and is not scored.
+    """
     started = time.perf_counter()
+    refused = chunk_problem(batch_id, endpoint, start, records)
+    if refused is not None:
+        log.warning("batch %.80r chunk %.20r: refused: %s", batch_id, start, refused.message)
+        raise refused
     with session_scope() as session:
         done = existing_positions(
             session, batch_id=batch_id, start=start, stop=start + len(records)
@@ -84,11 +123,19 @@ def serve_chunk(
             selection_error: MlqError | None = error
         else:
             selection_error = None
+        # Too large or too deep: not scored, and under no A/B arm, as a single record.
+        too_large = {i: e for i in todo if (e := size_error(records[i])) is not None}
+        if too_large:
+            routes = [None if i in too_large else r for i, r in zip(todo, routes, strict=True)]
         # Records routed to the same algorithm (an A/B arm, or all of them) score together.
         groups: dict[Route | None, list[int]] = {}
         for i, chosen in zip(todo, routes, strict=True):
-            groups.setdefault(chosen, []).append(i)
-        by_position: dict[int, PredictResult] = {}
+            if i not in too_large:
+                groups.setdefault(chosen, []).append(i)
+        by_position: dict[int, PredictResult] = {
+            i: error_result(batch_request_id(batch_id, start + i), error)
+            for i, error in too_large.items()
+        }
         for chosen, positions in groups.items():
             scored = score_chunk(
                 store,

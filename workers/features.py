@@ -372,9 +372,22 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object, limit: int = 40) -> str:
-    text = repr(value)
+    """A value as an error message shows it: cut short, and cheap however big or deep."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]  # not repr() of a whole megabyte only to cut it
+    try:
+        text = repr(value)
+    except RecursionError:  # a list nested a thousand deep, say
+        return f"<{_json_type(value)} nested too deeply to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+LISTED = 20  # names listed in one message: every missing one; of thousands of extras, a few
+
+
 def _listing(names: Sequence[str]) -> str:
-    return "" if len(names) == 1 else f" (also: {', '.join(names[1:])})"
+    if len(names) == 1:
+        return ""
+    also = [name if len(name) <= 40 else name[:37] + "..." for name in names[1 : LISTED + 1]]
+    more = len(names) - 1 - len(also)
+    return f" (also: {', '.join(also)}{f' and {more} more' if more else ''})"

@@ -7,20 +7,31 @@ tests call the same functions with no broker.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.contracts import STATUS_ERROR, STATUS_OK, PredictResult
+from shared.contracts import (
+    MAX_ENDPOINT_LENGTH,
+    MAX_REQUEST_ID_LENGTH,
+    STATUS_ERROR,
+    STATUS_OK,
+    PredictResult,
+    key_problem,
+    record_limit_error,
+)
 from shared.db.engine import autocommit_connection
 from shared.db.requests import get_response, record_requests
-from shared.errors import MlqError
+from shared.errors import InvalidRecordError, InvalidRequestError, MlqError, RecordTooLargeError
 from shared.json_safe import json_safe
 from shared.registry import AlgorithmInfo
 from shared.registry_cache import RegistryCache
+from shared.settings import get_settings
 from workers.model_store import LoadedModel, ModelStore
 from workers.routing import Route, route
 
@@ -52,6 +63,31 @@ def ok_results(
     ]
 
 
+def size_error(record: object) -> InvalidRecordError | None:
+    """The error of a record over MLQ_MAX_RECORD_BYTES (or nested too deep), or None.
+
+    Producers check it before sending, but one in another language may send anything.
+    A typical record measures in under a microsecond (orjson).
+    """
+    return record_limit_error(record, get_settings().max_record_bytes)
+
+
+def unkeyable(request_id: object, endpoint: object) -> InvalidRequestError | None:
+    """The error of a request no row can hold: its id cannot key one (not a string, empty,
+    too long, a NUL), or its endpoint cannot be stored in one. None for any other."""
+    problem = key_problem(request_id, MAX_REQUEST_ID_LENGTH)
+    if problem:
+        return InvalidRequestError(
+            "request_id", f"{problem}; no row can be keyed by it, so none was written"
+        )
+    problem = key_problem(endpoint, MAX_ENDPOINT_LENGTH, empty_ok=True)
+    if problem:
+        return InvalidRequestError(
+            "endpoint", f"{problem}; no row can be filed under it, so none was written"
+        )
+    return None
+
+
 def error_result(
     request_id: str, error: MlqError, algorithm: AlgorithmInfo | None = None
 ) -> PredictResult:
@@ -77,9 +113,12 @@ def request_row(
     algorithm = result["algorithm"]
     error = result["error"]
     if error is not None:
+        if error["code"] == RecordTooLargeError.code:
+            # The limit is there so that such a record is not stored: its row says why.
+            record = f"<not stored: {error['message']}>"
         # Only a rejected record (and the error naming its field) can hold values the
         # database refuses: make them storable, so that it still gets its row.
-        record, result = json_safe(record), json_safe(result)
+        record, result = storable(record), storable(result)
         error = result["error"]
     return {
         "id": result["request_id"],
@@ -96,6 +135,36 @@ def request_row(
         "ab_test_id": route.ab_test_id if route else None,
         "ab_arm": route.ab_arm if route else None,
     }
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``json_safe``, and lone surrogates replaced by U+FFFD.
+
+    JSON can escape half a UTF-16 pair ("\\ud800") and Python decodes it, but neither
+    PostgreSQL nor orjson (the bulk writer) takes one: without this the row, and with
+    COPY its whole chunk, would fail to be written. Checked by encoding, which costs
+    microseconds, and only for error rows.
+    """
+    value = json_safe(value)
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return _without_surrogates(value)
+    return value
+
+
+def _without_surrogates(value: Any) -> Any:
+    # json_safe has bounded the depth, so this recursion is bounded too.
+    if isinstance(value, str):
+        return SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 class InternalError(MlqError):
@@ -127,12 +196,20 @@ def serve_prediction(
     """Predict one record and write its MLRequest row; a bad record gets an error row.
 
     Database errors propagate so the task is retried; a redelivered request whose row
-    exists already returns the stored result and writes nothing.
+    exists already returns the stored result and writes nothing. A request no row can
+    hold (see ``unkeyable``) is answered with an error and logged, without a row.
     """
     started = time.perf_counter()
+    refused = unkeyable(request_id, endpoint)
+    if refused is not None:
+        log.warning("request %.80r: refused: %s", request_id, refused.message)
+        return error_result(request_id, refused)
     algorithm: AlgorithmInfo | None = None
     chosen: Route | None = None
     try:
+        rejected = size_error(record)
+        if rejected is not None:
+            raise rejected
         chosen = route(
             registry,
             endpoint=endpoint,

@@ -26,6 +26,7 @@ from shared.db.engine import session_scope
 from shared.errors import TransientError
 from workers.ab_evaluation import end_expired, end_test, report
 from workers.batch_serving import serve_chunk
+from workers.deliveries import BoundedDeliveryTask
 from workers.feedback import serve_feedback
 from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_prediction
@@ -42,7 +43,7 @@ RETRY_POLICY: dict[str, Any] = {
 }
 
 
-@app.task(name=TASK_PREDICT, bind=True, **RETRY_POLICY)
+@app.task(name=TASK_PREDICT, bind=True, base=BoundedDeliveryTask, **RETRY_POLICY)
 def predict(
     self: Any,
     record: object,
@@ -52,10 +53,12 @@ def predict(
     version: str | None = None,
     assignment_key: str | None = None,
 ) -> PredictResult:
+    # A raw producer may send anything here: serve_prediction answers an id no row can
+    # be keyed by (not a string, too long) with an error; "" and null mean "not given".
     return serve_prediction(
         STORE,
         REGISTRY,
-        request_id=request_id or self.request.id,
+        request_id=self.request.id if request_id is None or request_id == "" else request_id,
         record=record,
         endpoint=endpoint,
         status=status,
@@ -64,7 +67,7 @@ def predict(
     )
 
 
-@app.task(name=TASK_PREDICT_BATCH, bind=True, **RETRY_POLICY)
+@app.task(name=TASK_PREDICT_BATCH, bind=True, base=BoundedDeliveryTask, **RETRY_POLICY)
 def predict_batch(
     self: Any,
     batch_id: str,

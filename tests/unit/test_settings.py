@@ -71,3 +71,43 @@ def test_passwords_are_redacted() -> None:
 def test_database_urls_use_psycopg_3() -> None:
     assert normalise_database_url("postgres://h/db") == "postgresql+psycopg://h/db"
     assert normalise_database_url("postgresql+psycopg2://h/db") == "postgresql+psycopg://h/db"
+
+
+def test_the_size_limits_have_defaults_and_are_shown(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLQ_MAX_RECORD_BYTES", raising=False)
+    monkeypatch.delenv("MLQ_MAX_BATCH_RECORDS", raising=False)
+    settings = Settings.from_env()
+    assert (settings.max_record_bytes, settings.max_batch_records) == (65536, 10_000_000)
+    shown = settings.describe()
+    assert shown["max record size (bytes of JSON)"] == "65536"
+    assert shown["max records in a batch"] == "10000000"
+
+
+def test_the_size_limits_are_read_from_the_environment(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLQ_MAX_RECORD_BYTES", "1000")
+    monkeypatch.setenv("MLQ_MAX_BATCH_RECORDS", "5")
+    settings = Settings.from_env()
+    assert (settings.max_record_bytes, settings.max_batch_records) == (1000, 5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("MLQ_MAX_RECORD_BYTES", "64k", "must be a whole number of bytes"),
+        ("MLQ_MAX_RECORD_BYTES", "0", "must be positive"),
+        ("MLQ_MAX_BATCH_RECORDS", "1e6", "must be a whole number of records"),
+        ("MLQ_MAX_BATCH_RECORDS", "-1", "must be positive"),
+        ("MLQ_MAX_BATCH_RECORDS", str(2**31), "must be at most 2147483647"),
+    ],
+)
+def test_bad_size_limits_are_refused_naming_the_variable(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable) as caught:
+        Settings.from_env()
+    assert reason in str(caught.value)
