@@ -4,6 +4,8 @@ Nothing here is read from the environment directly: every value comes from the o
 settings object, so producers and workers always agree.
 """
 
+import math
+
 from kombu import Exchange, Queue
 
 from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_END_EXPIRED, TASK_QUEUES
@@ -31,6 +33,20 @@ else:
     }
 if result_backend.startswith("db+sqlite"):
     database_engine_options = {"connect_args": {"timeout": 30}}
+
+# A producer that cannot reach the broker or the Redis result backend tries again every
+# 0.5 s for MLQ_SEND_TIMEOUT seconds, then fails with an error saying what was sent
+# (producer/sending.py). Each connection attempt gives up after at most 4 s.
+_send_retry_policy = {
+    "max_retries": max(1, math.ceil(_settings.send_timeout_s / 0.5)),
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
+task_publish_retry_policy = _send_retry_policy
+broker_connection_timeout = max(0.5, min(4.0, _settings.send_timeout_s))
+if result_backend.startswith("redis"):
+    result_backend_transport_options = {"retry_policy": _send_retry_policy}
 
 # Safe serializers only: a pickled message is refused, never executed.
 task_serializer = "json"

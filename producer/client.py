@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
@@ -123,15 +124,23 @@ class Client:
             # Before sending: written later, the mark could overwrite a finished result.
             self.app.backend.store_result(request_id, None, ISSUED_STATE)
         try:
-            self.app.send_task(TASK_PREDICT, kwargs=kwargs, task_id=request_id)
-        except EncodeError as error:  # what JSON cannot hold: a set, say
-            self.app.backend.forget(request_id)
-            raise InvalidRecordError(None, f"the record cannot be sent as JSON: {error}") from None
-        except Exception:
-            self.app.backend.forget(request_id)
+            send_task(self.app, TASK_PREDICT, kwargs=kwargs, task_id=request_id)
+        except Exception as error:
+            if not marks_after:
+                with contextlib.suppress(Exception):  # the send's error is the one to report
+                    self.app.backend.forget(request_id)
+            if isinstance(error, EncodeError):  # what JSON cannot hold: a set, say
+                raise InvalidRecordError(
+                    None, f"the record cannot be sent as JSON: {error}"
+                ) from None
             raise
         if marks_after:
-            self._mark_issued_unless_done(request_id)
+            try:
+                self._mark_issued_unless_done(request_id)
+            except Exception as error:
+                # Sent: the prediction will be made and its row written; only telling the
+                # id apart from one never issued waits for that row.
+                log.warning("request %s: sent, but not marked as issued: %s", request_id, error)
         self._remember(request_id)
         log.info("request %s: sent to %s on %s", request_id, TASK_PREDICT, endpoint)
         return request_id

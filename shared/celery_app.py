@@ -3,5 +3,8 @@ tasks by name; ``workers`` registers the tasks on it."""
 
 from celery import Celery
 
+from shared.wire import register_bounded_json
+
+register_bounded_json()
 app = Celery("mlqueue")
 app.config_from_object("celeryconfig")

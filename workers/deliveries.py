@@ -25,7 +25,8 @@ from shared.db.models import utcnow
 from shared.db.requests import copy_requests, existing_positions, get_response, record_requests
 from shared.errors import MlqError
 from shared.settings import get_settings
-from workers.serving import error_result, request_row
+from workers.batch_serving import chunk_problem
+from workers.serving import error_result, request_row, unkeyable
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,11 @@ def give_up(task_name: str, task_id: str, error: MlqError, kwargs: dict[str, Any
 
 
 def _give_up_record(task_id: str, error: MlqError, kwargs: dict[str, Any]) -> Any:
-    request_id = str(kwargs.get("request_id") or task_id)
+    request_id = kwargs.get("request_id") or task_id
+    refused = unkeyable(request_id, kwargs.get("endpoint"))
+    if refused is not None:  # no row can hold it: say why, in the log and the result
+        log.error("task %s: given up; %s", task_id, refused.message)
+        return {"status": "ERROR", "error": refused.as_dict()}
     result = error_result(request_id, error)
     row = request_row(
         result, endpoint=str(kwargs.get("endpoint")), record=kwargs.get("record"), latency_ms=0
@@ -95,8 +100,13 @@ def _give_up_record(task_id: str, error: MlqError, kwargs: dict[str, Any]) -> An
     return result
 
 
-def _give_up_chunk(error: MlqError, kwargs: dict[str, Any]) -> dict[str, Any]:
-    batch_id, start, records = kwargs["batch_id"], int(kwargs["start"]), kwargs["records"]
+def _give_up_chunk(error: MlqError, kwargs: dict[str, Any]) -> Any:
+    batch_id, start, records = kwargs.get("batch_id"), kwargs.get("start"), kwargs.get("records")
+    refused = chunk_problem(batch_id, kwargs.get("endpoint"), start, records)
+    if refused is not None:
+        log.error("chunk of batch %.64r: given up; %s", batch_id, refused.message)
+        return {"status": "ERROR", "error": refused.as_dict()}
+    assert isinstance(batch_id, str) and isinstance(start, int) and isinstance(records, list)
     now = utcnow()
     with session_scope() as session:
         done = existing_positions(

@@ -187,6 +187,8 @@ def _parse_record(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from None
+    except RecursionError:
+        raise click.BadParameter("nested too deep to read", param_hint="--json") from None
 
 
 @cli.command()

@@ -448,13 +448,6 @@ def test_an_undecodable_message_is_logged_and_dropped(serving: Client, raw: str 
     assert all_rows() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, outside this test's files: Celery decodes a record nested ~470 to "
-    "~970 levels deep, then fails to pickle it for the pool process, and the worker's main "
-    "process exits (the message, restored, downs the next worker too). Producers of this "
-    "project refuse such records; a worker needs a JSON decoder that refuses deep nesting.",
-)
 def test_a_raw_record_nested_900_deep_does_not_take_a_worker_down(
     clean_db: str, tmp_path: Path
 ) -> None:
