@@ -15,10 +15,9 @@ from typing import Any
 from kombu.serialization import register
 from kombu.utils.json import dumps, loads
 
-from shared.contracts import MAX_RECORD_DEPTH
-
-# A record sits at most four levels down: [args, kwargs, embed] > kwargs > records > record.
-MAX_MESSAGE_DEPTH = MAX_RECORD_DEPTH + 4
+# Pickle fails from about 470 levels; a record nested deeper than MAX_RECORD_DEPTH but
+# within this bound still reaches its task and gets an error row saying so.
+MAX_MESSAGE_DEPTH = 384
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:

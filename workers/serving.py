@@ -7,13 +7,11 @@ tests call the same functions with no broker.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import (
@@ -118,7 +116,7 @@ def request_row(
             record = f"<not stored: {error['message']}>"
         # Only a rejected record (and the error naming its field) can hold values the
         # database refuses: make them storable, so that it still gets its row.
-        record, result = storable(record), storable(result)
+        record, result = json_safe(record), json_safe(result)
         error = result["error"]
     return {
         "id": result["request_id"],
@@ -135,36 +133,6 @@ def request_row(
         "ab_test_id": route.ab_test_id if route else None,
         "ab_arm": route.ab_arm if route else None,
     }
-
-
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(value: Any) -> Any:
-    """``json_safe``, and lone surrogates replaced by U+FFFD.
-
-    JSON can escape half a UTF-16 pair ("\\ud800") and Python decodes it, but neither
-    PostgreSQL nor orjson (the bulk writer) takes one: without this the row, and with
-    COPY its whole chunk, would fail to be written. Checked by encoding, which costs
-    microseconds, and only for error rows.
-    """
-    value = json_safe(value)
-    try:
-        orjson.dumps(value)
-    except TypeError:
-        return _without_surrogates(value)
-    return value
-
-
-def _without_surrogates(value: Any) -> Any:
-    # json_safe has bounded the depth, so this recursion is bounded too.
-    if isinstance(value, str):
-        return SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
-    return value
 
 
 class InternalError(MlqError):

@@ -345,6 +345,12 @@ RAW = [
         text="more than MLQ_MAX_RECORD_BYTES=65536 allows",
     ),
     Raw(
+        "a record nested 380 deep (within the wire's bound)",
+        '[[], {"record": ' + "[" * 380 + "]" * 380 + f', "endpoint": "{ENDPOINT}"}}, {{}}]',
+        "row",
+        text="the record is nested more than 254 levels deep",
+    ),
+    Raw(
         "a record nested 300 deep",
         '[[], {"record": ' + "[" * 300 + "]" * 300 + f', "endpoint": "{ENDPOINT}"}}, {{}}]',
         "row",
