@@ -2,7 +2,9 @@
 models, worker processes, and a table printer.
 
 Import this module before any mlqueue module: it points the settings at the benchmark's
-own services. Override with MLQ_BENCH_POSTGRES_ADMIN_URL and MLQ_BENCH_REDIS_URL.
+own services. Override with MLQ_BENCH_POSTGRES_ADMIN_URL and MLQ_BENCH_REDIS_URL, and
+with MLQ_BENCH_DATABASE and MLQ_BENCH_REDIS_DBS (broker,backend) so that a benchmark
+can run beside another one without sharing its database or Redis databases.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from typing import Any
 ADMIN_URL = os.environ.get(
     "MLQ_BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
 )
-DATABASE = "mlq_bench"
+DATABASE = os.environ.get("MLQ_BENCH_DATABASE", "mlq_bench")
 REDIS_URL = os.environ.get("MLQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DBS = tuple(int(db) for db in os.environ.get("MLQ_BENCH_REDIS_DBS", "11,12").split(","))
 HOME = Path(tempfile.mkdtemp(prefix="mlq-bench-"))
 
 os.environ.update(
     MLQ_HOME=str(HOME),
     MLQ_DATABASE_URL=ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}",
-    MLQ_BROKER_URL=f"{REDIS_URL}/11",
-    MLQ_RESULT_BACKEND=f"{REDIS_URL}/12",
+    MLQ_BROKER_URL=f"{REDIS_URL}/{REDIS_DBS[0]}",
+    MLQ_RESULT_BACKEND=f"{REDIS_URL}/{REDIS_DBS[1]}",
 )
 
 import redis  # noqa: E402
@@ -50,7 +53,7 @@ def fresh_database() -> None:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
     admin.dispose()
-    for db in (11, 12):
+    for db in REDIS_DBS:
         redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
     upgrade()
     artifacts = train_missing(get_settings().artifacts_dir)
@@ -62,6 +65,19 @@ def fresh_database() -> None:
                 artifact_sha256=artifact.sha256,
                 created_by="benchmark",
             )
+
+
+def drop_database() -> None:
+    """Drop the benchmark database and empty its Redis databases: leave nothing behind."""
+    from shared.db.engine import get_engine
+
+    get_engine().dispose()
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+    admin.dispose()
+    for db in REDIS_DBS:
+        redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
 
 
 @contextmanager

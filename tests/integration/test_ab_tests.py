@@ -107,6 +107,18 @@ def test_the_tutorial_flow_ended_by_beat(client: Client, held_out: pd.DataFrame)
     assert statuses()["extra trees"] == "testing"
 
 
+def status_changes_by(test_id: int) -> int:
+    """How many status rows the end of an A/B test wrote (2 for one promotion)."""
+    with session_scope() as session:
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(MLAlgorithmStatus)
+                .where(MLAlgorithmStatus.created_by.like(f"ab test #{test_id}%"))
+            ).scalar_one()
+        )
+
+
 def plant_control(client: Client) -> None:
     """Make the wrong-on-purpose model the endpoint's production algorithm."""
     with session_scope() as session:
@@ -214,12 +226,8 @@ def test_concurrent_evaluations_end_a_test_once(client: Client, held_out: pd.Dat
     for thread in threads:
         thread.join(60)
     assert sorted(o["ended_now"] for o in outcomes) == [False, False, False, True]
+    promotions = status_changes_by(test["id"])
     with session_scope() as session:
-        promotions = session.execute(
-            select(func.count())
-            .select_from(MLAlgorithmStatus)
-            .where(MLAlgorithmStatus.created_by.like(f"ab test #{test['id']}%"))
-        ).scalar_one()
         assert get_test(session, test_id=test["id"]).winner_id is not None
     assert promotions == 2  # planted model to testing, random forest to production, once
 
@@ -447,12 +455,7 @@ def test_two_beats_and_a_racing_stop_end_a_test_once(
     report = client.ab_report(test["id"])
     assert report["ended_by"] in {"beat", "mlq ab stop"}
     assert stopped["ended_now"] is (report["ended_by"] == "mlq ab stop")
-    with session_scope() as session:
-        promotions = session.execute(
-            select(func.count())
-            .select_from(MLAlgorithmStatus)
-            .where(MLAlgorithmStatus.created_by.like(f"ab test #{test['id']}%"))
-        ).scalar_one()
+    promotions = status_changes_by(test["id"])
     assert promotions == 2  # the planted control to testing, random forest to production
     assert statuses()["random forest"] == "production"
     sent = sum(b.log_path.read_text().count("Sending due task") for b in beats)

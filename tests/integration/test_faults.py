@@ -107,16 +107,18 @@ class Stack:
         )
         assert done.returncode == 0, done.stderr
 
+    def query(self, sql: str, **params: object) -> Any:
+        """The one row a query returns."""
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql), params).one()
+
     def counts(self, batch_id: str) -> tuple[int, int, int]:
         """(rows, distinct positions, rows with status OK) of a batch."""
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                text(
-                    "SELECT count(*), count(DISTINCT batch_position),"
-                    " count(*) FILTER (WHERE status = 'OK') FROM ml_request WHERE batch_id = :b"
-                ),
-                {"b": batch_id},
-            ).one()
+        row = self.query(
+            "SELECT count(*), count(DISTINCT batch_position),"
+            " count(*) FILTER (WHERE status = 'OK') FROM ml_request WHERE batch_id = :b",
+            b=batch_id,
+        )
         return int(row[0]), int(row[1]), int(row[2])
 
     def wait_rows(self, batch_id: str, at_least: int, timeout: float = 180) -> tuple[int, int, int]:
@@ -133,19 +135,14 @@ class Stack:
         time.sleep(1)  # anything still running that would write a row twice, would now
         rows, positions, ok = self.counts(batch_id)
         assert (rows, positions, ok) == (total, total, total)
-        with self.engine.connect() as connection:
-            span = connection.execute(
-                text(
-                    "SELECT min(batch_position), max(batch_position) FROM ml_request"
-                    " WHERE batch_id = :b"
-                ),
-                {"b": batch_id},
-            ).one()
+        span = self.query(
+            "SELECT min(batch_position), max(batch_position) FROM ml_request WHERE batch_id = :b",
+            b=batch_id,
+        )
         assert tuple(span) == (0, total - 1)
-        with self.engine.connect() as connection:
-            redelivered = connection.execute(
-                text("SELECT count(*), coalesce(sum(redeliveries), 0) FROM task_delivery")
-            ).one()
+        redelivered = self.query(
+            "SELECT count(*), coalesce(sum(redeliveries), 0) FROM task_delivery"
+        )
         # docs/reliability.md quotes these lines (pytest -s prints them).
         print(
             f"\n[reliability] {batch_id}: records {total}, rows {rows}, distinct positions "
