@@ -20,7 +20,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 TEST_DATABASE = f"mlq_test_{RUN_ID}"
 REDIS_URL = os.environ.get("MLQ_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Two Redis databases (broker, results), flushed by the tests: two test runs at once on
-# one machine need different pairs, e.g. MLQ_TEST_REDIS_DBS=11,12.
+# one machine need different pairs, e.g. MLQ_TEST_REDIS_DBS=7,8 (benchmarks use 11,12).
 BROKER_DB, BACKEND_DB = (int(n) for n in os.environ.get("MLQ_TEST_REDIS_DBS", "13,14").split(","))
 TEST_HOME = Path(tempfile.mkdtemp(prefix="mlq-test-home-"))
 
