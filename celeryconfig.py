@@ -30,13 +30,17 @@ else:
         # than kombu's default of every 100 s (10 s x a throttle of 10).
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
+        # A host that does not answer fails a connection attempt after 4 s, not the
+        # operating system's minutes (see the send retry policy below).
+        "socket_connect_timeout": 4,
     }
 if result_backend.startswith("db+sqlite"):
     database_engine_options = {"connect_args": {"timeout": 30}}
 
 # A producer that cannot reach the broker or the Redis result backend tries again every
-# 0.5 s for MLQ_SEND_TIMEOUT seconds, then fails with an error saying what was sent
-# (producer/sending.py). Each connection attempt gives up after at most 4 s.
+# 0.5 s, MLQ_SEND_TIMEOUT / 0.5 times, then fails with an error saying what was sent
+# (producer/sending.py). A refused connection fails at once, so that takes about
+# MLQ_SEND_TIMEOUT; a host that does not answer costs up to 4 s per attempt more.
 _send_retry_policy = {
     "max_retries": max(1, math.ceil(_settings.send_timeout_s / 0.5)),
     "interval_start": 0,
@@ -47,6 +51,7 @@ task_publish_retry_policy = _send_retry_policy
 broker_connection_timeout = max(0.5, min(4.0, _settings.send_timeout_s))
 if result_backend.startswith("redis"):
     result_backend_transport_options = {"retry_policy": _send_retry_policy}
+    redis_socket_connect_timeout = 4
 
 # Safe serializers only: a pickled message is refused, never executed.
 task_serializer = "json"

@@ -186,7 +186,7 @@ def _broken_limit(chunk: list[Any], start: int) -> tuple[MlqError, str] | None:
         error: MlqError = BatchTooLargeError(
             start + len(chunk), settings.max_batch_records, at_least=True
         )
-        return error, "split the input, or raise MLQ_MAX_BATCH_RECORDS"
+        return error, "raise MLQ_MAX_BATCH_RECORDS (or submit the rest under a new batch id)"
     for position, record in enumerate(chunk, start):
         refused = record_limit_error(record, settings.max_record_bytes, f"record {position}")
         if isinstance(refused, RecordTooLargeError):

@@ -25,6 +25,7 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from kombu.exceptions import EncodeError
+from kombu.utils.json import dumps as json_dumps
 from sqlalchemy.orm import Session
 
 from producer.batch_input import BatchInputError, checked_chunks, chunked
@@ -226,6 +227,12 @@ class Client:
                 send_task(
                     self.app, TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
                 )
+            except EncodeError:
+                raise BatchSubmitError(
+                    f"batch {batch_id}: sending stopped after {sent} records: "
+                    f"{unencodable(chunk, start=sent)}; fix it and submit the same input "
+                    f"again with batch id {batch_id} to finish it"
+                ) from None
             except Exception as error:
                 raise BatchSubmitError(
                     f"batch {batch_id}: sending stopped after {sent} records ({error}); "
@@ -408,3 +415,13 @@ class Client:
         return parsed is not None and holds_position(
             session, batch_id=parsed[0], position=parsed[1]
         )
+
+
+def unencodable(chunk: list[Any], *, start: int) -> str:
+    """Which record of a chunk JSON cannot carry (a set, say): kombu's error names none."""
+    for position, record in enumerate(chunk, start):
+        try:
+            json_dumps(record)
+        except (TypeError, ValueError) as error:
+            return f"record {position} cannot be sent as JSON ({error})"
+    return "the chunk cannot be sent as JSON"

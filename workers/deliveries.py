@@ -12,6 +12,7 @@ rows (code ``poison_message``) and the message is acknowledged.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -19,14 +20,14 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from shared.contracts import TASK_PREDICT, TASK_PREDICT_BATCH, batch_request_id
-from shared.db.deliveries import count_redelivery
+from shared.db.deliveries import count_redelivery, forget_deliveries
 from shared.db.engine import autocommit_connection, session_scope
 from shared.db.models import utcnow
 from shared.db.requests import copy_requests, existing_positions, get_response, record_requests
 from shared.errors import MlqError
 from shared.settings import get_settings
 from workers.batch_serving import chunk_problem
-from workers.serving import error_result, request_row, unkeyable
+from workers.serving import error_result, request_row, size_error, unkeyable
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +43,46 @@ class BoundedDeliveryTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         delivery_info = self.request.delivery_info or {}
-        if delivery_info.get("redelivered"):
+        redelivered = bool(delivery_info.get("redelivered"))
+        if redelivered:
             deliveries = self._count_delivery()
             limit = get_settings().max_deliveries
             if deliveries is not None and deliveries > limit:
                 error = PoisonMessageError(
                     f"given up after {deliveries - 1} deliveries (MLQ_MAX_DELIVERIES="
-                    f"{limit}): each ended with the worker process running it killed "
-                    "or lost; it was not scored"
+                    f"{limit}): none finished, the worker process running it was lost "
+                    "each time; it was not scored"
                 )
                 log.error("task %s (%s): %s", self.request.id, self.name, error.message)
                 try:
-                    return give_up(self.name, self.request.id, error, kwargs)
+                    result = give_up(
+                        self.name, self.request.id, error, self._arguments(args, kwargs)
+                    )
                 except OperationalError as outage:
                     raise self.retry(exc=outage, countdown=5, max_retries=None) from outage
-        return super().__call__(*args, **kwargs)
+                self._forget_deliveries()
+                return result
+        result = super().__call__(*args, **kwargs)
+        if redelivered:
+            # It finished: a later redelivery of the same id (a restart, a batch submitted
+            # again) starts counting afresh.
+            self._forget_deliveries()
+        return result
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The task's arguments by name, whether the producer sent them by name or not."""
+        run: Any = getattr(self, "_orig_run", None) or self.run  # autoretry wraps ``run``
+        try:
+            return dict(inspect.signature(run).bind_partial(*args, **kwargs).arguments)
+        except TypeError:
+            return dict(kwargs)
+
+    def _forget_deliveries(self) -> None:
+        try:
+            with autocommit_connection() as connection:
+                forget_deliveries(connection, task_id=str(self.request.id))
+        except OperationalError:
+            log.warning("task %s: cannot clear its redelivery count now", self.request.id)
 
     def _count_delivery(self) -> int | None:
         """Deliveries so far, this one included; None when the database is unreachable
@@ -90,10 +116,9 @@ def _give_up_record(task_id: str, error: MlqError, kwargs: dict[str, Any]) -> An
     if refused is not None:  # no row can hold it: say why, in the log and the result
         log.error("task %s: given up; %s", task_id, refused.message)
         return {"status": "ERROR", "error": refused.as_dict()}
-    result = error_result(request_id, error)
-    row = request_row(
-        result, endpoint=str(kwargs.get("endpoint")), record=kwargs.get("record"), latency_ms=0
-    )
+    record = kwargs.get("record")
+    result = error_result(request_id, size_error(record) or error)
+    row = request_row(result, endpoint=str(kwargs.get("endpoint")), record=record, latency_ms=0)
     with autocommit_connection() as connection:
         if record_requests(connection, rows=[row]) == 0:
             return get_response(connection, request_id=request_id)
@@ -116,7 +141,9 @@ def _give_up_chunk(error: MlqError, kwargs: dict[str, Any]) -> Any:
         for i, record in enumerate(records):
             if start + i in done:
                 continue
-            result = error_result(batch_request_id(batch_id, start + i), error)
+            result = error_result(
+                batch_request_id(batch_id, start + i), size_error(record) or error
+            )
             row = request_row(
                 result, endpoint=str(kwargs.get("endpoint")), record=record, latency_ms=0
             )

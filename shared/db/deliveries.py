@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete
 
 from shared.db.dialect import insert
 from shared.db.models import TaskDelivery, utcnow
@@ -23,3 +23,8 @@ def count_redelivery(connection: Connection, *, task_id: str, task_name: str) ->
         set_={"redeliveries": TaskDelivery.redeliveries + 1, "last_at": now},
     ).returning(TaskDelivery.redeliveries)
     return int(connection.execute(statement).scalar_one())
+
+
+def forget_deliveries(connection: Connection, *, task_id: str) -> None:
+    """The message finished (or was given up): its count starts afresh if it comes back."""
+    connection.execute(delete(TaskDelivery).where(TaskDelivery.task_id == task_id))

@@ -117,7 +117,11 @@ class OwnRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait(self._answers, f"redis on port {self.port}")
+        try:
+            _wait(self._answers, f"redis on port {self.port}")
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
     def _listen(self) -> list[str]:
@@ -212,7 +216,11 @@ class OwnPostgres:
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w",
             "start",
         )  # fmt: skip
-        _wait(self._answers, f"PostgreSQL on port {self.port}")
+        try:
+            _wait(self._answers, f"PostgreSQL on port {self.port}")
+        except RuntimeError:
+            self.stop()
+            raise
         if self.password is not None:
             self._run(
                 "psql", "-h", str(self.directory), "-p", str(self.port), "-U", "postgres", "-c",
@@ -236,7 +244,7 @@ class OwnPostgres:
                 self._chown(target)
 
     def stop(self) -> None:
-        if self.data.exists():
+        if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def restart(self, down_for: float = 2.0) -> None:

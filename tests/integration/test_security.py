@@ -99,7 +99,7 @@ def test_passwords_never_appear_in_logs_or_outputs(
     outputs: list[str] = []
     worker = LocalWorker(log_path=tmp_path / "worker.log", env=env, name="secrets", app=app)
     flower = LocalFlower(log_path=tmp_path / "flower.log", port=free_port(), env=env)
-    try:
+    try:  # Redis was started above: whatever fails from here on, stop everything
         worker.start(timeout=120)
         flower.start(timeout=60)
         records = tmp_path / "records.jsonl"

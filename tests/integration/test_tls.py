@@ -5,6 +5,7 @@ nothing reaches either service in plain text."""
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,8 @@ def secure_services(certificates: Certificates) -> Iterator[tuple[OwnRedis, OwnP
     yield redis_server, postgres
     postgres.stop()
     redis_server.stop()
+    for directory in (redis_server.directory, postgres.directory):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_the_whole_flow_runs_over_tls_with_passwords(
@@ -86,7 +89,7 @@ def test_the_whole_flow_runs_over_tls_with_passwords(
         assert json.loads(again.stdout)["label"] == result["label"]
         engine = create_engine(postgres.url)
         with engine.connect() as connection:
-            # Every client connection (the worker's pool, this one) uses TLS.
+            # The worker's pool and this connection: encrypted (pg_hba refuses the rest).
             plain, encrypted = connection.execute(
                 text(
                     "SELECT count(*) FILTER (WHERE NOT s.ssl), count(*) FILTER (WHERE s.ssl)"
