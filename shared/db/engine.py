@@ -29,6 +29,10 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     if url.startswith("sqlite"):
         # Wait for another process's write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
+    elif url.startswith("postgresql"):
+        # A server that does not answer fails the connection (OperationalError: the task
+        # is retried) well before a task's time limit would end the task without a row.
+        options["connect_args"] = {"connect_timeout": 10}
     engine = create_engine(url, **options)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
