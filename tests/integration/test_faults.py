@@ -192,12 +192,18 @@ def test_pool_processes_killed_mid_batch_lose_and_double_nothing(
 ) -> None:
     worker = stack.worker("kill-child", queues=(QUEUE_BATCH,))
     stack.submit(records_csv, "kill-child")
-    for threshold in (3_000, 9_000, 15_000):
-        stack.wait_rows("kill-child", threshold, timeout=60)
+    stack.wait_rows("kill-child", 3_000, timeout=60)
+    # Kill pool processes until two of them died holding a chunk ("Job" in the pool's
+    # report); one killed between two chunks proves nothing, so keep at it.
+    kills = 0
+    while worker.log_path.read_text().count("Worker exited prematurely: signal 9") < 2:
+        assert stack.counts("kill-child")[0] < RECORDS, "the batch ended before two kills hit"
         os.kill(pool_children(worker)[0], signal.SIGKILL)
+        kills += 1
+        time.sleep(0.4)
     stack.assert_complete("kill-child")
     log = worker.log_path.read_text()
-    assert "signal 9 (SIGKILL)" in log
+    print(f"[reliability] kill-child: {kills} SIGKILLs, 2 of them reported a lost job")
     # The chunks the killed processes held came back and were finished elsewhere.
     assert re.search(r"redelivered, delivery 2", log)
     assert worker.process is not None and worker.process.poll() is None
