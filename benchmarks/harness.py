@@ -43,7 +43,7 @@ def fresh_database() -> None:
     """Drop and recreate the benchmark database, migrate it, train and register models."""
     from shared.db.engine import get_engine, session_scope
     from shared.db.migrate import upgrade
-    from shared.registry import register_manifest
+    from shared.registry import register_artifacts
     from shared.settings import get_settings
     from workers.training import train_missing
 
@@ -58,13 +58,7 @@ def fresh_database() -> None:
     upgrade()
     artifacts = train_missing(get_settings().artifacts_dir)
     with session_scope() as session:
-        for artifact, _ in artifacts:
-            register_manifest(
-                session,
-                manifest=artifact.manifest,
-                artifact_sha256=artifact.sha256,
-                created_by="benchmark",
-            )
+        register_artifacts(session, (artifact for artifact, _ in artifacts), created_by="benchmark")
 
 
 def drop_database() -> None:

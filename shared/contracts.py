@@ -113,7 +113,7 @@ def record_limit_error(
     try:
         size = len(orjson.dumps(record))
     except TypeError:
-        if _deeper_than(record, MAX_RECORD_DEPTH):
+        if nested_deeper_than(record, MAX_RECORD_DEPTH):
             return InvalidRecordError(
                 None,
                 f"{what} is nested more than {MAX_RECORD_DEPTH} levels deep; "
@@ -124,20 +124,19 @@ def record_limit_error(
     return RecordTooLargeError(size, limit, what) if size > limit else None
 
 
-def _deeper_than(value: Any, levels: int) -> bool:
-    """Whether arrays and objects nest more than ``levels`` deep (without recursing)."""
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (without recursing, so
+    that any depth can be measured)."""
     stack = [(value, 1)]
     while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        if level > levels:
+        item, depth = stack.pop()
+        if depth > limit:
             return True
-        stack.extend((child, level + 1) for child in children)
+        if not isinstance(item, dict | list | tuple):
+            continue
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
     return False
 
 

@@ -7,10 +7,10 @@ processes racing to register the same algorithm end with one row, not two.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -131,6 +131,31 @@ def register_manifest(
     return register_algorithm(
         session, **fields, artifact_sha256=artifact_sha256, created_by=created_by
     )
+
+
+class RegistrableArtifact(Protocol):
+    """A model artifact as registration needs it (``workers.artifacts.Artifact``)."""
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+def register_artifacts(
+    session: Session, artifacts: Iterable[RegistrableArtifact], *, created_by: str
+) -> list[AlgorithmInfo]:
+    """Register the algorithm of every artifact (idempotent, race-safe)."""
+    return [
+        register_manifest(
+            session,
+            manifest=artifact.manifest,
+            artifact_sha256=artifact.sha256,
+            created_by=created_by,
+        )
+        for artifact in artifacts
+    ]
 
 
 def _algorithms_query() -> Select[*tuple[Any, ...]]:

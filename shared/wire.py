@@ -15,24 +15,11 @@ from typing import Any
 from kombu.serialization import register
 from kombu.utils.json import dumps, loads
 
+from shared.contracts import nested_deeper_than
+
 # Pickle fails from about 470 levels; a record nested deeper than MAX_RECORD_DEPTH but
 # within this bound still reaches its task and gets an error row saying so.
 MAX_MESSAGE_DEPTH = 384
-
-
-def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` holds lists or objects nested more than ``limit`` deep (no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if not isinstance(item, dict | list):
-            continue
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
 
 
 def bounded_loads(data: str | bytes) -> Any:

@@ -6,7 +6,7 @@ import logging
 
 from shared.db.engine import dispose_all, session_scope
 from shared.db.migrate import require_current_schema
-from shared.registry import register_manifest
+from shared.registry import register_artifacts
 from shared.settings import get_settings
 from workers.model_store import LoadedModel, ModelStore
 
@@ -16,13 +16,7 @@ log = logging.getLogger(__name__)
 def register_models(models: list[LoadedModel], *, created_by: str) -> None:
     """Make sure the registry knows every loaded model (idempotent, race-safe)."""
     with session_scope() as session:
-        for model in models:
-            register_manifest(
-                session,
-                manifest=model.artifact.manifest,
-                artifact_sha256=model.artifact.sha256,
-                created_by=created_by,
-            )
+        register_artifacts(session, (model.artifact for model in models), created_by=created_by)
 
 
 def prepare_worker(store: ModelStore, *, hostname: str) -> None:

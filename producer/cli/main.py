@@ -145,7 +145,7 @@ def train_and_register(*, force: bool, data: Path | None, to_stderr: bool = Fals
 def _register(artifacts: list[Any]) -> None:
     from shared.db.engine import session_scope
     from shared.db.migrate import require_current_schema
-    from shared.registry import register_manifest
+    from shared.registry import register_artifacts
 
     try:
         require_current_schema()
@@ -153,13 +153,7 @@ def _register(artifacts: list[Any]) -> None:
         click.echo(f"models not registered yet ({error}); workers register them on start", err=True)
         return
     with session_scope() as session:
-        for artifact in artifacts:
-            register_manifest(
-                session,
-                manifest=artifact.manifest,
-                artifact_sha256=artifact.sha256,
-                created_by="mlq train",
-            )
+        register_artifacts(session, artifacts, created_by="mlq train")
 
 
 @cli.command()

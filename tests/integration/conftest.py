@@ -89,19 +89,13 @@ TABLES = (
 def clean_db(database: str, artifacts_dir: Path) -> str:
     """Every test starts from an empty database holding only the registered tutorial models."""
     from shared.db.engine import get_engine, session_scope
-    from shared.registry import register_manifest
+    from shared.registry import register_artifacts
     from workers.artifacts import find_artifacts
 
     with get_engine(database).begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     with session_scope(database) as session:
-        for artifact in find_artifacts(artifacts_dir):
-            register_manifest(
-                session,
-                manifest=artifact.manifest,
-                artifact_sha256=artifact.sha256,
-                created_by="tests",
-            )
+        register_artifacts(session, find_artifacts(artifacts_dir), created_by="tests")
     return database
 
 

@@ -127,16 +127,29 @@ def plant_control(client: Client) -> None:
         set_status(session, algorithm_id=ids[PLANTED], status="production", created_by="t")
 
 
-def test_a_clear_winner_on_planted_data_is_promoted(client: Client, held_out: pd.DataFrame) -> None:
+def planted_test(
+    client: Client,
+    rows: pd.DataFrame,
+    *,
+    min_labelled: int = 200,
+    duration: timedelta = timedelta(hours=1),
+) -> dict[str, Any]:
+    """An A/B test of the wrong-on-purpose control (A) against the random forest (B),
+    ``rows`` sent through it with their true labels."""
     plant_control(client)
     test = client.start_ab_test(
         endpoint="income_classifier",
         a=PLANTED,
         b="random forest",
-        duration=timedelta(hours=1),
-        min_labelled=50,
+        duration=duration,
+        min_labelled=min_labelled,
     )
-    send_with_feedback(client, held_out.head(200))
+    send_with_feedback(client, rows)
+    return test
+
+
+def test_a_clear_winner_on_planted_data_is_promoted(client: Client, held_out: pd.DataFrame) -> None:
+    test = planted_test(client, held_out.head(200), min_labelled=50)
     ended = client.stop_ab_test(test["id"])
     assert ended["ended_now"] is True
     summary = ended["summary"]
@@ -198,15 +211,7 @@ def test_requests_without_feedback_are_not_counted_wrong(
 
 
 def test_concurrent_evaluations_end_a_test_once(client: Client, held_out: pd.DataFrame) -> None:
-    plant_control(client)
-    test = client.start_ab_test(
-        endpoint="income_classifier",
-        a=PLANTED,
-        b="random forest",
-        duration=timedelta(hours=1),
-        min_labelled=20,
-    )
-    send_with_feedback(client, held_out.head(80))
+    test = planted_test(client, held_out.head(80), min_labelled=20)
     outcomes: list[dict[str, Any]] = []
     barrier = threading.Barrier(4)
 
@@ -380,11 +385,7 @@ def test_promotion_demotes_whatever_is_in_production_at_the_end(
 def test_a_significant_looking_but_too_small_sample_is_not_promoted(
     client: Client, held_out: pd.DataFrame
 ) -> None:
-    plant_control(client)
-    test = client.start_ab_test(
-        endpoint="income_classifier", a=PLANTED, b="random forest", duration=timedelta(hours=1)
-    )  # default: 200 labelled per arm
-    send_with_feedback(client, held_out.head(60))
+    test = planted_test(client, held_out.head(60))  # default: 200 labelled per arm
     summary = client.stop_ab_test(test["id"])["summary"]
     assert summary["p_value"] < 0.001  # looks decisive...
     assert summary["winner"] is None and "too few labelled" in summary["reason"]  # ...but no
@@ -429,15 +430,7 @@ def test_two_beats_and_a_racing_stop_end_a_test_once(
 ) -> None:
     """Two beat processes (a second one started by mistake) check every 0.2 s while
     `mlq ab stop` is sent at the moment the test expires: one end, one promotion."""
-    plant_control(client)
-    test = client.start_ab_test(
-        endpoint="income_classifier",
-        a=PLANTED,
-        b="random forest",
-        duration=timedelta(seconds=4),
-        min_labelled=20,
-    )
-    send_with_feedback(client, held_out.head(80))
+    test = planted_test(client, held_out.head(80), min_labelled=20, duration=timedelta(seconds=4))
     beats = [
         LocalBeat(
             log_path=tmp_path / f"beat{i}.log",

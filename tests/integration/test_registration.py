@@ -17,19 +17,13 @@ pytestmark = pytest.mark.integration
 
 def _register_all(artifacts_dir: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     from shared.db.engine import session_scope
-    from shared.registry import register_manifest
+    from shared.registry import register_artifacts
     from workers.artifacts import find_artifacts
 
     artifacts = list(find_artifacts(Path(artifacts_dir)))
     barrier.wait()
     with session_scope() as session:
-        for artifact in artifacts:
-            register_manifest(
-                session,
-                manifest=artifact.manifest,
-                artifact_sha256=artifact.sha256,
-                created_by="racer",
-            )
+        register_artifacts(session, artifacts, created_by="racer")
 
 
 def test_eight_processes_registering_at_once_make_one_set_of_rows(

@@ -9,8 +9,8 @@ from kombu.exceptions import DecodeError
 from kombu.serialization import loads
 
 from shared.celery_app import app  # noqa: F401  (registers the bounded decoder)
-from shared.contracts import EXAMPLE_RECORD
-from shared.wire import MAX_MESSAGE_DEPTH, bounded_loads, nested_deeper_than
+from shared.contracts import EXAMPLE_RECORD, nested_deeper_than
+from shared.wire import MAX_MESSAGE_DEPTH, bounded_loads
 
 
 def test_depth_is_counted_without_recursion() -> None:
