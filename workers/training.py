@@ -211,7 +211,17 @@ def train_missing(
             on_start(spec)
         split = split or split_adult(data_path)
         results.append((train_algorithm(spec, split, artifacts_dir, data_path=data_path), True))
+    holdout = holdout_path(artifacts_dir)
+    if force or not holdout.is_file():
+        split = split or split_adult(data_path)
+        split.test.to_csv(holdout, index=False)
     return results
+
+
+def holdout_path(artifacts_dir: Path) -> Path:
+    """The held-out rows (with their true label), as CSV with a header: what `mlq demo`
+    scores and labels, read without the machine-learning stack."""
+    return artifacts_dir / DEFAULT_ENDPOINT / "holdout.csv"
 
 
 def _is_intact(folder: Path) -> bool:

@@ -9,7 +9,10 @@ end it, and prints the decision.
 
 from __future__ import annotations
 
+import itertools
 import json
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from shared.contracts import DEFAULT_ENDPOINT, EXAMPLE_RECORD
 BATCH_RECORDS = 1000
 TUTORIAL = ("random forest", "extra trees")
 AB_SECONDS = 10
+TARGET = "income"
 
 
 def _step(text: str) -> None:
@@ -60,10 +64,13 @@ def demo(records: int) -> None:
     upgrade()
 
     _step("training the models if they are missing")
-    # The demo plays every role, the trainer's included: this is `mlq train`.
-    from producer.cli.main import train_and_register
-
-    train_and_register(force=False, data=None, to_stderr=True)
+    # The demo plays every role, the trainer's included: `mlq train`, run as its own
+    # program like the worker and beat below (it needs the worker's ML stack).
+    trained = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "train"], stdout=sys.stderr, check=False
+    )
+    if trained.returncode != 0:
+        raise click.ClickException("`mlq train` failed (see above)")
 
     home = settings.home
     _step(f"starting a worker and beat (logs: {home}/demo-worker.log, demo-beat.log)")
@@ -105,10 +112,8 @@ def _ab_test_on_a_batch(client: Any, records: int) -> tuple[dict[str, Any], str]
     from producer.cli.batch import wait_for_batch
     from shared.db.engine import session_scope
     from shared.registry import list_algorithms
-    from workers.features import TARGET
-    from workers.training import split_adult
 
-    held_out = split_adult().test.head(records)
+    held_out = _held_out(records)
     # An earlier demo may have promoted extra trees: the control is whatever is in production.
     with session_scope() as session:
         algorithms = list_algorithms(session, endpoint=DEFAULT_ENDPOINT)
@@ -126,15 +131,26 @@ def _ab_test_on_a_batch(client: Any, records: int) -> tuple[dict[str, Any], str]
     test["arms"] = {"A": control, "B": challenger}
     _say(f"test #{test['id']}: the endpoint's traffic is split 50/50 until {test['ends_at']}")
     _step(f"scoring {len(held_out)} held-out records as a batch through the split")
-    submission = client.submit_batch(held_out.drop(columns=[TARGET]), source="demo")
+    features = [{k: v for k, v in row.items() if k != TARGET} for row in held_out]
+    submission = client.submit_batch(features, source="demo")
     status = wait_for_batch(submission.batch_id, submission.total, timeout=300)
     _say(f"{status['ok']} scored, {status['failed']} failed, {status['rate_per_s']} records/s")
     _step("sending their true labels as feedback")
     outcome = client.feedback_many(
-        zip(submission.request_ids, held_out[TARGET], strict=True), timeout=120
+        zip(submission.request_ids, [row[TARGET] for row in held_out], strict=True), timeout=120
     )
     _say(f"{outcome['recorded']} labels recorded")
     return test, submission.batch_id
+
+
+def _held_out(count: int) -> list[dict[str, Any]]:
+    """The first ``count`` held-out rows `mlq train` wrote, with their true labels."""
+    from producer.batch_input import csv_records
+    from shared.settings import get_settings
+
+    path = get_settings().artifacts_dir / DEFAULT_ENDPOINT / "holdout.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(itertools.islice(csv_records(handle), count))
 
 
 def _wait_for_beat(client: Any, test_id: int, arms: dict[str, str]) -> dict[str, Any] | None:

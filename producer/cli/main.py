@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -28,13 +27,21 @@ from producer.cli.batch import batch
 from producer.cli.demo import demo
 from producer.cli.feedback import feedback
 from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
+from producer.cli.plugins import load_plugin, plugin_names
 from producer.cli.stats import stats
 from shared.contracts import DEFAULT_ENDPOINT
 from shared.errors import MlqError, UnknownRequestError
 
 
 class MlqGroup(click.Group):
-    """Turns mlqueue's own errors into one clear line and a non-zero exit code."""
+    """Turns mlqueue's own errors into one clear line and a non-zero exit code, and adds
+    the commands that live with the workers (``producer.cli.plugins``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *plugin_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or load_plugin(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -98,62 +105,6 @@ def db_upgrade(revision: str) -> None:
     click.echo(
         f"database {redact_url(get_settings().database_url)} at revision {current_revision()}"
     )
-
-
-@cli.command()
-@click.option("--force", is_flag=True, help="Retrain even if intact artifacts exist.")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Adult data file (default: the copy committed in data/adult/).",
-)
-def train(force: bool, data: Path | None) -> None:
-    """Train the random forest and extra trees, write artifacts and register them.
-
-    Usage:
-
-    \b
-        mlq train            # only what is missing or broken
-        mlq train --force    # everything
-    """
-    train_and_register(force=force, data=data)
-
-
-def train_and_register(*, force: bool, data: Path | None, to_stderr: bool = False) -> None:
-    # Training is the one CLI path that needs the model code; the enqueueing paths
-    # never import it.
-    from shared.settings import get_settings
-    from workers.training import ADULT_DATA, train_missing
-
-    artifacts = train_missing(
-        get_settings().artifacts_dir,
-        force=force,
-        data_path=data or ADULT_DATA,
-        on_start=lambda spec: click.echo(f"training {spec.name} {spec.version} ...", err=True),
-    )
-    for artifact, trained in artifacts:
-        m = artifact.manifest
-        click.echo(
-            f"{m['name']} {m['version']}: {'trained' if trained else 'up to date'}, "
-            f"held-out accuracy {m['metrics']['accuracy']:.4f}, {artifact.folder}",
-            err=to_stderr,
-        )
-    _register([a for a, _ in artifacts])
-
-
-def _register(artifacts: list[Any]) -> None:
-    from shared.db.engine import session_scope
-    from shared.db.migrate import require_current_schema
-    from shared.registry import register_artifacts
-
-    try:
-        require_current_schema()
-    except MlqError as error:
-        click.echo(f"models not registered yet ({error}); workers register them on start", err=True)
-        return
-    with session_scope() as session:
-        register_artifacts(session, artifacts, created_by="mlq train")
 
 
 @cli.command()

@@ -1,9 +1,6 @@
-"""How the pieces are wired: Celery settings, and a producer that never loads worker code."""
+"""How the pieces are wired: Celery settings."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import celeryconfig
 from shared.celery_app import app
@@ -33,14 +30,3 @@ def test_each_queue_has_its_own_route() -> None:
     assert len({(q.exchange.name, q.routing_key) for q in queues.values()}) == len(QUEUES)
     for task, queue in TASK_QUEUES.items():
         assert app.amqp.router.route({}, task)["queue"].name == queue
-
-
-def test_the_producer_never_imports_worker_code_or_sklearn() -> None:
-    code = (
-        "import sys, producer, producer.cli.main\n"
-        "from producer import Client\n"
-        "forbidden = {'workers', 'sklearn', 'joblib'}\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in forbidden)\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,129 @@
+"""Batches from the client: send many records in chunks, follow their progress."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from kombu.exceptions import EncodeError
+from kombu.utils.json import dumps as json_dumps
+
+from producer.base import ClientBase
+from producer.batch_input import BatchInputError, checked_chunks
+from producer.batches import BatchSubmission, BatchSubmitError, UnknownBatchError
+from producer.sending import send_task
+from shared.contracts import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_ENDPOINT,
+    MAX_BATCH_ID_LENGTH,
+    MAX_ENDPOINT_LENGTH,
+    TASK_PREDICT_BATCH,
+    key_problem,
+)
+from shared.db.batches import batch_progress, create_batch, finish_submission
+from shared.db.engine import session_scope
+from shared.errors import InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+
+class BatchesMixin(ClientBase):
+    def submit_batch(
+        self,
+        records: Any,
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        status: str | None = None,
+        version: str | None = None,
+        batch_id: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        source: str | None = None,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> BatchSubmission:
+        """Send many records (a DataFrame or any iterable of records) in chunks.
+
+        Returns the batch id and the request id of every record, in input order. The
+        input is streamed: only one chunk is held at a time. ``on_sent`` is called with
+        the number of records sent so far after every chunk. Submitting again with the
+        same ``batch_id`` and input writes nothing twice.
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        batch_id = uuid.uuid4().hex if batch_id is None else batch_id
+        for argument, problem in (
+            ("batch_id", key_problem(batch_id, MAX_BATCH_ID_LENGTH)),
+            ("endpoint", key_problem(endpoint, MAX_ENDPOINT_LENGTH, empty_ok=True)),
+        ):
+            if problem:
+                raise InvalidRequestError(argument, problem)
+        # Checked against MLQ_MAX_BATCH_RECORDS and MLQ_MAX_RECORD_BYTES chunk by chunk.
+        chunks = checked_chunks(records, chunk_size, batch_id)
+        # Read the first chunk before recording the batch: input that cannot be read, or
+        # holds nothing, must not leave a batch that waits for records forever.
+        first = next(chunks, None)
+        if first is None:
+            raise BatchInputError("the input holds no records")
+        with session_scope() as session:
+            create_batch(
+                session,
+                batch_id=batch_id,
+                endpoint=endpoint,
+                status=status,
+                version=version,
+                source=source,
+            )
+        sent = 0
+        for chunk in itertools.chain([first], chunks):
+            kwargs: dict[str, Any] = {
+                "batch_id": batch_id,
+                "endpoint": endpoint,
+                "start": sent,
+                "records": chunk,
+                "status": status,
+                "version": version,
+            }
+            try:
+                send_task(
+                    self.app, TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
+                )
+            except EncodeError:
+                raise BatchSubmitError(
+                    f"batch {batch_id}: sending stopped after {sent} records: "
+                    f"{unencodable(chunk, start=sent)}; fix it and submit the same input "
+                    f"again with batch id {batch_id} to finish it"
+                ) from None
+            except Exception as error:
+                raise BatchSubmitError(
+                    f"batch {batch_id}: sending stopped after {sent} records ({error}); "
+                    f"records from position {sent} on were not sent: submit the same input "
+                    f"again with batch id {batch_id} to finish it"
+                ) from error
+            log.info("batch %s: chunk %d+%d sent to %s", batch_id, sent, len(chunk), endpoint)
+            sent += len(chunk)
+            if on_sent:
+                on_sent(sent)
+        with session_scope() as session:
+            finish_submission(session, batch_id=batch_id, total=sent)
+        log.info("batch %s: all %d records sent", batch_id, sent)
+        return BatchSubmission(batch_id, sent)
+
+    def batch_status(self, batch_id: str) -> dict[str, Any]:
+        """Progress of a batch: total, done, ok, failed, rate (one database query)."""
+        with session_scope() as session:
+            progress = batch_progress(session, batch_id=batch_id)
+        if progress is None:
+            raise UnknownBatchError(f"no batch with id {batch_id!r} was ever submitted")
+        return progress.as_dict()
+
+
+def unencodable(chunk: list[Any], *, start: int) -> str:
+    """Which record of a chunk JSON cannot carry (a set, say): kombu's error names none."""
+    for position, record in enumerate(chunk, start):
+        try:
+            json_dumps(record)
+        except (TypeError, ValueError) as error:
+            return f"record {position} cannot be sent as JSON ({error})"
+    return "the chunk cannot be sent as JSON"
