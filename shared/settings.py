@@ -1,16 +1,21 @@
-"""One typed settings object, read from the environment.
+"""One typed settings object, read from the environment (pydantic-settings).
 
 With no variable set, everything runs from local files under ``MLQ_HOME``: a SQLite
 database, and a Celery broker and result backend on SQLite that need no server.
-Pointing the three URLs at Redis and PostgreSQL is configuration only.
+Pointing the three URLs at Redis and PostgreSQL is configuration only. An unsupported
+or unsafe value is refused at start with a ConfigurationError naming the variable.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from shared.contracts import MAX_BATCH_POSITION
 from shared.errors import ConfigurationError
@@ -18,23 +23,9 @@ from shared.errors import ConfigurationError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqlite", "sqla+")
-# Not rpc://: it cannot hold the mark a producer leaves for every request it sends.
+# Not rpc://: results must outlive the producer that sent the task.
 BACKEND_SCHEMES = ("redis", "rediss", "db+")
 DATABASE_SCHEMES = ("postgresql", "sqlite")
-
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
-
-
-def _check_scheme(variable: str, url: str, allowed: tuple[str, ...]) -> str:
-    if not url.startswith(allowed):
-        raise ConfigurationError(
-            f"{variable}={redact_url(url)!r} is not supported: "
-            f"the URL must start with one of {', '.join(allowed)}"
-        )
-    return url
 
 
 def normalise_database_url(url: str) -> str:
@@ -47,86 +38,92 @@ def normalise_database_url(url: str) -> str:
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced, for logs and error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not shaped like a URL: nothing that reads as a password
+        return url if "@" not in url else url.rpartition("@")[2]
+
+
+def _schemes(*allowed: str) -> AfterValidator:
+    def check(url: str) -> str:
+        if url and not url.startswith(allowed):
+            listed = ", ".join(allowed)
+            raise ValueError(f"is not supported: the URL must start with one of {listed}")
         return url
-    credentials, _, host = rest.rpartition("@")
-    user, colon, _ = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+    return AfterValidator(check)
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    artifacts_dir: Path
-    broker_url: str
-    result_backend: str
-    database_url: str
+Seconds = Annotated[float, Field(ge=0, le=3600)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Every setting, by its environment variable (``MLQ_`` + the upper-case name, or the
+    alias given)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLQ_", frozen=True, extra="ignore")
+
+    home: Path = PROJECT_ROOT / ".mlq"
+    artifacts_dir: Path = PROJECT_ROOT / "artifacts"
+    # Empty means the embedded default under ``home`` (filled in below).
+    broker_url: Annotated[str, _schemes(*BROKER_SCHEMES)] = ""
+    result_backend: Annotated[str, _schemes(*BACKEND_SCHEMES)] = ""
+    database_url: Annotated[str, _schemes(*DATABASE_SCHEMES)] = ""
     # How long a finished task's result stays in the result backend. Rows in the
     # database outlive it: `mlq result` reads them first.
-    result_expires_s: int = 7 * 24 * 3600
+    result_expires_s: Positive = Field(7 * 24 * 3600, alias="MLQ_RESULT_EXPIRES")
     # Redis redelivers an unacknowledged message after this long; it must exceed the
     # longest task so that a slow task is never run twice while it is still running.
-    visibility_timeout_s: int = 3600
-    task_time_limit_s: int = 600
+    visibility_timeout_s: Positive = Field(3600, alias="MLQ_VISIBILITY_TIMEOUT")
+    task_time_limit_s: Positive = Field(600, alias="MLQ_TASK_TIME_LIMIT")
     # How long a worker reuses an endpoint's list of algorithms and statuses before
     # reading it again: a status change (an A/B test starting or ending) reaches every
     # worker within this time. 0 reads the registry on every request.
-    registry_cache_s: float = 2.0
+    registry_cache_s: Seconds = Field(2.0, alias="MLQ_REGISTRY_CACHE_SECONDS")
     # How often Celery beat looks for A/B tests whose time is up.
-    ab_check_s: float = 30.0
+    ab_check_s: Seconds = Field(30.0, alias="MLQ_AB_CHECK_SECONDS")
     # A message whose worker process dies while running it comes back; after this many
     # deliveries it is given up and its records get error rows (a poison message).
-    max_deliveries: int = 3
+    max_deliveries: Positive = 3
     # How long a producer keeps trying to reach the broker and the result backend
     # before it fails with an error saying what was sent.
-    send_timeout_s: float = 10.0
+    send_timeout_s: Seconds = Field(10.0, alias="MLQ_SEND_TIMEOUT")
     # The largest record, as compact JSON, that a producer sends and a worker scores: a
     # bigger one is refused by the producer and gets an error row (not stored whole)
     # from the worker, which cannot trust producers in other languages to check.
-    max_record_bytes: int = 65536
-    # The most records one batch may hold; a producer refuses a bigger one.
-    max_batch_records: int = 10_000_000
+    max_record_bytes: Positive = 65536
+    # The most records one batch may hold (32-bit positions in the database).
+    max_batch_records: Annotated[int, Field(gt=0, le=MAX_BATCH_POSITION)] = 10_000_000
+
+    @model_validator(mode="after")
+    def _defaults_and_consistency(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        fill = {
+            "home": home,
+            "artifacts_dir": self.artifacts_dir.expanduser().resolve(),
+            "broker_url": self.broker_url or f"sqlite:///{home / 'broker.sqlite'}",
+            "result_backend": self.result_backend or f"db+sqlite:///{home / 'results.sqlite'}",
+            "database_url": normalise_database_url(
+                self.database_url or f"sqlite:///{home / 'mlqueue.sqlite'}"
+            ),
+        }
+        for name, value in fill.items():
+            object.__setattr__(self, name, value)
+        if self.visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError(
+                f"MLQ_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}) must exceed "
+                f"MLQ_TASK_TIME_LIMIT ({self.task_time_limit_s}), or a task still "
+                "running would be delivered to a second worker"
+            )
+        return self
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = _env_path("MLQ_HOME", PROJECT_ROOT / ".mlq")
-        artifacts_dir = _env_path("MLQ_ARTIFACTS_DIR", PROJECT_ROOT / "artifacts")
-        broker_url = os.environ.get("MLQ_BROKER_URL") or f"sqlite:///{home / 'broker.sqlite'}"
-        result_backend = (
-            os.environ.get("MLQ_RESULT_BACKEND") or f"db+sqlite:///{home / 'results.sqlite'}"
-        )
-        database_url = normalise_database_url(
-            os.environ.get("MLQ_DATABASE_URL") or f"sqlite:///{home / 'mlqueue.sqlite'}"
-        )
-        settings = cls(
-            home=home,
-            artifacts_dir=artifacts_dir,
-            broker_url=_check_scheme("MLQ_BROKER_URL", broker_url, BROKER_SCHEMES),
-            result_backend=_check_scheme("MLQ_RESULT_BACKEND", result_backend, BACKEND_SCHEMES),
-            database_url=_check_scheme("MLQ_DATABASE_URL", database_url, DATABASE_SCHEMES),
-            result_expires_s=_positive_int("MLQ_RESULT_EXPIRES", 7 * 24 * 3600),
-            visibility_timeout_s=_positive_int("MLQ_VISIBILITY_TIMEOUT", 3600),
-            task_time_limit_s=_positive_int("MLQ_TASK_TIME_LIMIT", 600),
-            registry_cache_s=_seconds("MLQ_REGISTRY_CACHE_SECONDS", 2.0),
-            ab_check_s=_seconds("MLQ_AB_CHECK_SECONDS", 30.0),
-            max_deliveries=_positive_int("MLQ_MAX_DELIVERIES", 3),
-            send_timeout_s=_seconds("MLQ_SEND_TIMEOUT", 10.0),
-            max_record_bytes=_positive_int("MLQ_MAX_RECORD_BYTES", 65536, unit="bytes"),
-            max_batch_records=_positive_int("MLQ_MAX_BATCH_RECORDS", 10_000_000, unit="records"),
-        )
-        if settings.max_batch_records > MAX_BATCH_POSITION:
-            raise ConfigurationError(
-                f"MLQ_MAX_BATCH_RECORDS ({settings.max_batch_records}) must be at most "
-                f"{MAX_BATCH_POSITION}: the database numbers a batch's records in 32-bit integers"
-            )
-        if settings.visibility_timeout_s <= settings.task_time_limit_s:
-            raise ConfigurationError(
-                f"MLQ_VISIBILITY_TIMEOUT ({settings.visibility_timeout_s}) must exceed "
-                f"MLQ_TASK_TIME_LIMIT ({settings.task_time_limit_s}), or a task still "
-                "running would be delivered to a second worker"
-            )
-        return settings
+        try:
+            return cls()
+        except ValidationError as error:
+            raise ConfigurationError(_explain(error)) from None
 
     @property
     def broker_is_embedded(self) -> bool:
@@ -156,30 +153,34 @@ class Settings:
         }
 
 
-def _positive_int(name: str, default: int, unit: str = "seconds") -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} must be a whole number of {unit}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be positive")
-    return value
+def _variable(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    return (info.alias if info and info.alias else f"MLQ_{field.upper()}") if info else field
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} must be a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise ConfigurationError(f"{name}={raw!r} must be between 0 and 3600")
-    return value
+# pydantic's error types, said as the README says them.
+_REASONS = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "greater_than": "must be positive",
+    "greater_than_equal": "must not be negative",
+    "less_than_equal": "must be at most {le}",
+}
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = problem["loc"][0] if problem["loc"] else ""
+        given: Any = problem.get("input")
+        if isinstance(given, str):
+            given = redact_url(given)
+        reason = _REASONS.get(problem["type"], "").format(**(problem.get("ctx") or {}))
+        if not reason:
+            reason = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"{_variable(str(where))}={given!r} {reason}" if where else reason)
+    return "; ".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
@@ -92,14 +93,7 @@ def _quantiles(values: list[float]) -> list[float | None]:
     """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
     if not values:
         return [None] * len(PERCENTILES)
-    ordered = sorted(values)
-    found: list[float | None] = []
-    for q in PERCENTILES:
-        position = q * (len(ordered) - 1)
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        found.append(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
-    return found
+    return [float(q) for q in np.quantile(values, PERCENTILES, method="linear")]
 
 
 def _round(value: float | None) -> float | None:

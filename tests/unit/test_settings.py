@@ -97,9 +97,9 @@ def test_the_size_limits_are_read_from_the_environment(
 @pytest.mark.parametrize(
     ("variable", "value", "reason"),
     [
-        ("MLQ_MAX_RECORD_BYTES", "64k", "must be a whole number of bytes"),
+        ("MLQ_MAX_RECORD_BYTES", "64k", "must be a whole number"),
         ("MLQ_MAX_RECORD_BYTES", "0", "must be positive"),
-        ("MLQ_MAX_BATCH_RECORDS", "1e6", "must be a whole number of records"),
+        ("MLQ_MAX_BATCH_RECORDS", "1e6", "must be a whole number"),
         ("MLQ_MAX_BATCH_RECORDS", "-1", "must be positive"),
         ("MLQ_MAX_BATCH_RECORDS", str(2**31), "must be at most 2147483647"),
     ],
