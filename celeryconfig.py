@@ -65,6 +65,9 @@ result_accept_content = ["json"]
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
+# New model versions reach the pool processes by recycling them (workers/rollout.py):
+# each exits once idle and is forked again from the main process, which holds the models.
+worker_pool_restarts = True
 task_time_limit = _settings.task_time_limit_s
 result_expires = _settings.result_expires_s
 

@@ -26,6 +26,7 @@ QUEUES = (QUEUE_PREDICT, QUEUE_BATCH, QUEUE_FEEDBACK, QUEUE_CONTROL)
 # Task names.
 TASK_PREDICT = "mlq.predict"
 TASK_PREDICT_BATCH = "mlq.predict_batch"
+TASK_PREDICT_MANY = "mlq.predict_many"
 TASK_FEEDBACK = "mlq.feedback"
 TASK_AB_END_EXPIRED = "mlq.ab.end_expired"
 TASK_AB_STOP = "mlq.ab.stop"
@@ -35,6 +36,7 @@ TASK_ECHO = "mlq.echo"
 TASK_QUEUES = {
     TASK_PREDICT: QUEUE_PREDICT,
     TASK_PREDICT_BATCH: QUEUE_BATCH,
+    TASK_PREDICT_MANY: QUEUE_PREDICT,
     TASK_FEEDBACK: QUEUE_FEEDBACK,
     TASK_AB_END_EXPIRED: QUEUE_CONTROL,
     TASK_AB_STOP: QUEUE_CONTROL,
@@ -182,6 +184,27 @@ class PredictKwargs(TypedDict):
     assignment_key: NotRequired[str | None]  # A/B arm stickiness; default: the request id
 
 
+class PredictManyItem(TypedDict):
+    record: dict[str, Any]
+    request_id: str
+    assignment_key: NotRequired[str | None]
+
+
+class PredictManyKwargs(TypedDict):
+    """Keyword arguments of ``mlq.predict_many``: single records sent together (the HTTP
+    API groups concurrent requests); each gets its own row and result, in order."""
+
+    items: list[PredictManyItem]
+    endpoint: str
+    status: NotRequired[str | None]
+    version: NotRequired[str | None]
+
+
+def endpoint_queue(queue: str, endpoint: str) -> str:
+    """The queue of an isolated endpoint's work: its own, so that its workers scale apart."""
+    return f"{queue}.{endpoint}"
+
+
 class FeedbackItem(TypedDict):
     request_id: str
     label: str
@@ -223,6 +246,7 @@ class AlgorithmRef(TypedDict):
     name: str
     version: str
     status: str
+    sha256: str | None  # the registered artifact that answered
 
 
 class ErrorInfo(TypedDict):
@@ -236,9 +260,10 @@ class PredictResult(TypedDict):
 
     request_id: str
     status: RequestStatus
-    label: str | None
-    probability: float | None  # probability of ``label``
+    label: str | None  # a classifier's answer
+    probability: float | None  # probability of ``label`` (when the model gives them)
     probabilities: dict[str, float] | None
+    value: float | None  # a regressor's answer
     algorithm: AlgorithmRef | None
     error: ErrorInfo | None
 

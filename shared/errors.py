@@ -11,6 +11,7 @@ MlqError
  |    +-- NoAlgorithmError
  |    +-- AmbiguousSelectionError
  +-- ArtifactError              a model file is missing or does not match its manifest
+ |    +-- ArtifactMismatchError  a version registered again with another file
  +-- UnknownRequestError        a request id that was never issued (or long forgotten)
  +-- TransientError             an outage worth retrying (database, broker)
 
@@ -130,6 +131,12 @@ class ArtifactError(MlqError):
     """A model artifact is missing or does not match its manifest."""
 
     code = "artifact"
+
+
+class ArtifactMismatchError(ArtifactError):
+    """This version is registered with another file."""
+
+    code = "artifact_mismatch"
 
 
 class UnknownRequestError(MlqError):

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     max_record_bytes: Positive = 65536
     # The most records one batch may hold (32-bit positions in the database).
     max_batch_records: Annotated[int, Field(gt=0, le=MAX_BATCH_POSITION)] = 10_000_000
+    # Where a worker keeps its copies of model files from the shared store (default:
+    # MLQ_HOME/model-cache). Empty on a new host: filled from the database.
+    model_cache: Path | None = None
+    # How often a worker's main process compares the models it holds with the registry,
+    # loads new versions and recycles its pool processes so they share them.
+    model_poll_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5.0, alias="MLQ_MODEL_POLL_SECONDS"
+    )
+    # The endpoints a worker serves (comma-separated); empty: every endpoint that is not
+    # isolated. `celery -A workers worker --endpoints a,b` overrides it.
+    worker_endpoints: str = ""
 
     @model_validator(mode="after")
     def _defaults_and_consistency(self) -> Settings:
@@ -102,6 +113,7 @@ class Settings(BaseSettings):
         fill = {
             "home": home,
             "artifacts_dir": self.artifacts_dir.expanduser().resolve(),
+            "model_cache": (self.model_cache or home / "model-cache").expanduser().resolve(),
             "broker_url": self.broker_url or f"sqlite:///{home / 'broker.sqlite'}",
             "result_backend": self.result_backend or f"db+sqlite:///{home / 'results.sqlite'}",
             "database_url": normalise_database_url(
@@ -150,6 +162,9 @@ class Settings(BaseSettings):
             "send timeout (s)": str(self.send_timeout_s),
             "max record size (bytes of JSON)": str(self.max_record_bytes),
             "max records in a batch": str(self.max_batch_records),
+            "model cache": str(self.model_cache),
+            "model poll every (s)": str(self.model_poll_s),
+            "worker endpoints": self.worker_endpoints or "all but isolated",
         }
 
 

@@ -1,64 +1,155 @@
 """Commands of `mlq` that need the machine-learning stack, declared as entry points
-(``mlqueue.commands`` in pyproject.toml) and loaded by the producer's CLI only when run.
+(pyproject.toml) and loaded by the producer's CLI only when run.
 
 Usage::
 
-    mlq train            # only what is missing or broken
-    mlq train --force    # everything
+    mlq train                          # the built-in income classifiers, if missing
+    mlq models add model.skops --endpoint iris --name forest --version 1 --sample sample.csv
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from shared.errors import MlqError
+
+def _done(payload: dict[str, object], as_json: bool, line: str) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str) if as_json else line)
 
 
 @click.command()
-@click.option("--force", is_flag=True, help="Retrain even if intact artifacts exist.")
+@click.option("--force", is_flag=True, help="Retrain even if intact bundles exist.")
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Adult data file (default: the copy committed in data/adult/).",
+    help="Adult data file, headerless as UCI ships it (default: data/adult/adult.data).",
 )
-def train(force: bool, data: Path | None) -> None:
-    """Train the random forest and extra trees, write artifacts and register them.
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    help="Register as this version (default 0.0.1). Needed when other data or code gives "
+    "another model: a version names one artifact forever.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def train(force: bool, data: Path | None, version: str | None, as_json: bool) -> None:
+    """Train the tutorial's random forest and extra trees and register them.
 
     \b
-        mlq train            # only what is missing or broken
-        mlq train --force    # everything
+        mlq train                       # only what is missing or broken
+        mlq train --force               # everything
+        mlq train --data other.data --version 0.0.2
     """
-    from shared.settings import get_settings
-    from workers.training import ADULT_DATA, train_missing
-
-    artifacts = train_missing(
-        get_settings().artifacts_dir,
-        force=force,
-        data_path=data or ADULT_DATA,
-        on_start=lambda spec: click.echo(f"training {spec.name} {spec.version} ...", err=True),
-    )
-    for artifact, trained in artifacts:
-        m = artifact.manifest
-        click.echo(
-            f"{m['name']} {m['version']}: {'trained' if trained else 'up to date'}, "
-            f"held-out accuracy {m['metrics']['accuracy']:.4f}, {artifact.folder}"
-        )
-    _register([a for a, _ in artifacts])
-
-
-def _register(artifacts: list[Any]) -> None:
-    from shared.db.engine import session_scope
     from shared.db.migrate import require_current_schema
-    from shared.registry import register_artifacts
+    from shared.settings import get_settings
+    from workers.training import ADULT_DATA, register_builtin, train_missing
 
-    try:
-        require_current_schema()
-    except MlqError as error:
-        click.echo(f"models not registered yet ({error}); workers register them on start", err=True)
-        return
-    with session_scope() as session:
-        register_artifacts(session, artifacts, created_by="mlq train")
+    require_current_schema()
+    trained = train_missing(
+        get_settings().artifacts_dir,
+        force=force or data is not None,
+        data_path=data or ADULT_DATA,
+        version=version,
+        on_start=lambda spec: click.echo(f"training {spec.name} ...", err=True),
+    )
+    registered = register_builtin(trained, created_by="mlq train")
+    report = []
+    for (_, bundle, fresh), (info, created) in zip(trained, registered, strict=True):
+        report.append({**info.as_dict(), "trained": fresh, "registered": created})
+        if not as_json:
+            click.echo(
+                f"{info.name} {info.version}: {'trained' if fresh else 'up to date'}, "
+                f"{'registered' if created else 'already registered'} as {info.status}, "
+                f"held-out accuracy {bundle.manifest['metrics']['accuracy']:.4f}, "
+                f"sha256 {(info.artifact_sha256 or '')[:12]}"
+            )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+
+
+@click.command("add")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--endpoint", required=True, help="The endpoint that serves it (created if new).")
+@click.option("--name", required=True, help="The algorithm's name, e.g. 'random forest'.")
+@click.option("--version", "version", required=True, help="Its version: one file forever.")
+@click.option(
+    "--sample",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with a header: a few hundred training rows without the target. Gives the "
+    "input schema (columns, types, categories, ranges, fill values).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["testing", "staging", "production"]),
+    default="testing",
+    show_default=True,
+    help="production also promotes it (the current one goes to staging).",
+)
+@click.option("--description", default="", help="What it is.")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Read a .joblib/.pkl file (loading a pickle runs code: only for files you trust).",
+)
+@click.option(
+    "--refuse-missing",
+    is_flag=True,
+    help="Refuse nulls in columns the sample has none in, instead of filling them.",
+)
+@click.option("--reason", default="", help="Why, for the status history.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def models_add(
+    model_file: Path,
+    endpoint: str,
+    name: str,
+    version: str,
+    sample: Path,
+    status: str,
+    description: str,
+    trust_pickle: bool,
+    refuse_missing: bool,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Register a fitted scikit-learn model (estimator or pipeline, classifier or
+    regressor); every running worker serves it within seconds, no restart.
+
+    \b
+        mlq models add model.skops --endpoint iris --name forest --version 1 \\
+            --sample sample.csv --status production
+    """
+    import pandas as pd
+
+    from shared.db.migrate import require_current_schema
+    from workers.model_files import read_model_file
+    from workers.registration import build_bundle, publish
+
+    require_current_schema()
+    estimator, source, source_format = read_model_file(model_file, trust_pickle=trust_pickle)
+    click.echo(f"checking {model_file.name} on {sample.name} ...", err=True)
+    bundle = build_bundle(
+        estimator,
+        source=source,
+        source_format=source_format,
+        sample=pd.read_csv(sample),
+        endpoint=endpoint,
+        name=name,
+        version=version,
+        description=description,
+        refuse_missing=refuse_missing,
+    )
+    info, created = publish(
+        bundle, status=status, reason=reason or f"mlq models add {model_file.name}"
+    )
+    runtime = info.runtime + (f" ({info.runtime_note})" if info.runtime_note else "")
+    outcome = "registered" if created else "already registered (the same file)"
+    _done(
+        {**info.as_dict(), "created": created},
+        as_json,
+        f"{endpoint} {name} {version}: {outcome} as {info.status}, served by {runtime}, "
+        f"sha256 {(info.artifact_sha256 or '')[:12]}",
+    )

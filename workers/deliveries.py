@@ -19,15 +19,14 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from shared.contracts import TASK_PREDICT, TASK_PREDICT_BATCH, batch_request_id
+from shared.contracts import TASK_PREDICT, TASK_PREDICT_BATCH, TASK_PREDICT_MANY
 from shared.db.deliveries import count_redelivery, forget_deliveries
-from shared.db.engine import autocommit_connection, session_scope
-from shared.db.models import utcnow
-from shared.db.requests import copy_requests, existing_positions, get_response, record_requests
+from shared.db.engine import autocommit_connection
 from shared.errors import MlqError
 from shared.settings import get_settings
-from workers.batch_serving import chunk_problem
-from workers.serving import error_result, request_row, size_error, unkeyable
+from workers.batch_serving import serve_chunk
+from workers.request_checks import chunk_problem, unkeyable
+from workers.serving import serve_group, serve_prediction
 
 log = logging.getLogger(__name__)
 
@@ -103,58 +102,43 @@ class BoundedDeliveryTask(Task):
 
 def give_up(task_name: str, task_id: str, error: MlqError, kwargs: dict[str, Any]) -> Any:
     """Record the message's records as failed, writing no row twice; return its result."""
+    from workers.runtime import REGISTRY, STORE
+
     if task_name == TASK_PREDICT:
-        return _give_up_record(task_id, error, kwargs)
-    if task_name == TASK_PREDICT_BATCH:
-        return _give_up_chunk(error, kwargs)
-    return {"status": "ERROR", "error": error.as_dict()}
-
-
-def _give_up_record(task_id: str, error: MlqError, kwargs: dict[str, Any]) -> Any:
-    request_id = kwargs.get("request_id") or task_id
-    refused = unkeyable(request_id, kwargs.get("endpoint"))
-    if refused is not None:  # no row can hold it: say why, in the log and the result
-        log.error("task %s: given up; %s", task_id, refused.message)
-        return {"status": "ERROR", "error": refused.as_dict()}
-    record = kwargs.get("record")
-    result = error_result(request_id, size_error(record) or error)
-    row = request_row(result, endpoint=str(kwargs.get("endpoint")), record=record, latency_ms=0)
-    with autocommit_connection() as connection:
-        if record_requests(connection, rows=[row]) == 0:
-            return get_response(connection, request_id=request_id)
-    return result
-
-
-def _give_up_chunk(error: MlqError, kwargs: dict[str, Any]) -> Any:
-    batch_id, start, records = kwargs.get("batch_id"), kwargs.get("start"), kwargs.get("records")
-    refused = chunk_problem(batch_id, kwargs.get("endpoint"), start, records)
-    if refused is not None:
-        log.error("chunk of batch %.64r: given up; %s", batch_id, refused.message)
-        return {"status": "ERROR", "error": refused.as_dict()}
-    assert isinstance(batch_id, str) and isinstance(start, int) and isinstance(records, list)
-    now = utcnow()
-    with session_scope() as session:
-        done = existing_positions(
-            session, batch_id=batch_id, start=start, stop=start + len(records)
+        request_id = kwargs.get("request_id") or task_id
+        refused = unkeyable(request_id, kwargs.get("endpoint"))
+        if refused is not None:  # no row can hold it: say why, in the log and the result
+            log.error("task %s: given up; %s", task_id, refused.message)
+            return {"status": "ERROR", "error": refused.as_dict()}
+        return serve_prediction(
+            STORE,
+            REGISTRY,
+            request_id=request_id,
+            record=kwargs.get("record"),
+            endpoint=str(kwargs.get("endpoint")),
+            failure=error,
         )
-        rows = []
-        for i, record in enumerate(records):
-            if start + i in done:
-                continue
-            result = error_result(
-                batch_request_id(batch_id, start + i), size_error(record) or error
-            )
-            row = request_row(
-                result, endpoint=str(kwargs.get("endpoint")), record=record, latency_ms=0
-            )
-            row.update(batch_id=batch_id, batch_position=start + i, created_at=now)
-            rows.append(row)
-        written = copy_requests(session, rows=rows)
-    return {
-        "batch_id": batch_id,
-        "start": start,
-        "count": len(records),
-        "ok": 0,
-        "errors": len(rows),
-        "written": written,
-    }
+    if task_name == TASK_PREDICT_MANY:
+        return serve_group(
+            STORE,
+            REGISTRY,
+            items=kwargs.get("items") or [],
+            endpoint=str(kwargs.get("endpoint")),
+            failure=error,
+        )
+    if task_name == TASK_PREDICT_BATCH:
+        batch_id, start, records = (kwargs.get(k) for k in ("batch_id", "start", "records"))
+        refused = chunk_problem(batch_id, kwargs.get("endpoint"), start, records)
+        if refused is not None:
+            log.error("chunk of batch %.64r: given up; %s", batch_id, refused.message)
+            return {"status": "ERROR", "error": refused.as_dict()}
+        return serve_chunk(
+            STORE,
+            REGISTRY,
+            batch_id=str(batch_id),
+            endpoint=str(kwargs.get("endpoint")),
+            start=int(start),  # type: ignore[arg-type]
+            records=records,  # type: ignore[arg-type]
+            failure=error,
+        )
+    return {"status": "ERROR", "error": error.as_dict()}

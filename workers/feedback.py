@@ -3,6 +3,7 @@ say for each request what happened (recorded, replaced, early, unknown, invalid)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,18 +20,37 @@ def _item_error(item: Any) -> str | None:
     request_id, label = item.get("request_id"), item.get("label")
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
         return f"request_id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
-    if not isinstance(label, str):
-        return "label must be a string"
+    if isinstance(label, bool) or not isinstance(label, str | int | float):
+        return "label must be a string (a regressor's true value may be a number)"
     return None
+
+
+def label_problem(label: str, allowed: frozenset[str] | None) -> str | None:
+    """Why a label cannot be a request's true answer: not one of the classifier's classes,
+    or, for a regressor (``allowed`` None), not a finite number."""
+    if allowed is None:
+        try:
+            number = float(label)
+        except ValueError:
+            number = math.nan
+        return (
+            None
+            if math.isfinite(number)
+            else f"label {label!r} is not a number (a regressor's true value)"
+        )
+    if label in allowed:
+        return None
+    return f"label {label!r} is not one of the model's classes: {', '.join(sorted(allowed))}"
 
 
 def serve_feedback(
     items: Sequence[Any],
     *,
-    classes: Mapping[str, frozenset[str]],
+    classes: Mapping[str, frozenset[str] | None],
     was_issued: Callable[[str], bool],
 ) -> FeedbackResult:
-    """``classes`` maps each endpoint to its models' labels; ``was_issued`` says whether
+    """``classes`` maps each endpoint to its models' labels (None for a regressor, whose
+    label is the true value); ``was_issued`` says whether
     a request id without a row was ever sent (its row may still come)."""
     result: FeedbackResult = {
         "recorded": 0,
@@ -46,8 +66,10 @@ def serve_feedback(
             given = item.get("request_id") if isinstance(item, Mapping) else None
             result["invalid"].append({"request_id": str(given or ""), "error": error})
         else:
-            well_formed.append((item["request_id"], item["label"]))
-    every_class = frozenset().union(*classes.values()) if classes else frozenset()
+            well_formed.append((item["request_id"], str(item["label"])))
+    sets = [labels for labels in classes.values() if labels is not None]
+    every_class = frozenset().union(*sets)
+    any_regressor = any(labels is None for labels in classes.values())
     with session_scope() as session:
         ids = list(dict.fromkeys(request_id for request_id, _ in well_formed))
         rows = existing_requests(session, ids=ids)
@@ -57,17 +79,14 @@ def serve_feedback(
         labels: dict[str, str] = {}
         replaced: dict[str, str] = {}
         for request_id, label in well_formed:
-            allowed = (
-                classes.get(rows[request_id], every_class) if request_id in rows else every_class
-            )
-            if label not in allowed:
-                result["invalid"].append(
-                    {
-                        "request_id": request_id,
-                        "error": f"label {label!r} is not one of the model's classes: "
-                        f"{', '.join(sorted(allowed))}",
-                    }
-                )
+            if request_id in rows:
+                problem = label_problem(label, classes.get(rows[request_id], every_class))
+            else:  # any endpoint's label will do until the row says which endpoint
+                problem = label_problem(label, every_class)
+                if problem and any_regressor and label_problem(label, None) is None:
+                    problem = None
+            if problem:
+                result["invalid"].append({"request_id": request_id, "error": problem})
                 continue
             before = labels.get(request_id, stored.get(request_id))
             if before is not None and before != label:

@@ -1,104 +1,128 @@
-"""Models held in memory by a worker.
+"""The models a worker process holds in memory, by algorithm.
 
-The worker's parent process loads every artifact once, before it forks, so the pool's
-children share the trees' memory pages instead of each holding a copy.
+The worker's parent process loads every model it serves before it forks its pool, so
+the children share the models' memory pages; it then keeps that set in step with the
+registry (``workers/rollout.py``). A child asked for a model it does not hold (a
+version registered since its parent forked it) loads it itself rather than fail the
+request: no request gets an error because a worker does not yet hold a model.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import joblib
-import numpy as np
-
-from shared.errors import ArtifactError
-from workers.artifacts import MODEL_FILE, ONNX_FILE, Artifact, find_artifacts
-from workers.features import FeatureSchema
-from workers.onnx_model import OnnxPredictor
+from shared.db.engine import session_scope
+from shared.registry import AlgorithmInfo, get_manifest
+from workers.model_cache import ModelCache
+from workers.model_files import load_estimator
+from workers.predictors import OnnxPredictor, Predictor, SklearnPredictor
+from workers.schema import InputSchema
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model as a worker serves it: the converted ONNX model (the scikit-learn file is
-    hash-checked but not held in memory), its feature schema and its classes."""
-
-    artifact: Artifact
-    schema: FeatureSchema
-    predictor: OnnxPredictor
+    algorithm: AlgorithmInfo
+    schema: InputSchema
+    predictor: Predictor
     classes: tuple[str, ...]
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return self.artifact.key
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.predictor.predict_proba(features)
+    def kind(self) -> str:
+        return self.algorithm.kind
 
 
-def load_model(artifact: Artifact) -> LoadedModel:
-    artifact.verify()
-    return LoadedModel(
-        artifact,
-        FeatureSchema.from_dict(artifact.manifest["features"]),
-        OnnxPredictor(artifact.folder / ONNX_FILE),
-        tuple(artifact.manifest["classes"]),
-    )
-
-
-def load_estimator(artifact: Artifact) -> Any:
-    """The scikit-learn estimator itself (for checks and retraining, not for serving)."""
-    artifact.verify()
-    return joblib.load(artifact.folder / MODEL_FILE)
+def load_model(algorithm: AlgorithmInfo, cache: ModelCache) -> LoadedModel:
+    """Build a servable model from the registry's manifest and the (hash-checked) file."""
+    with session_scope() as session:
+        manifest = get_manifest(session, algorithm_id=algorithm.id)
+    assert algorithm.serving_sha256 is not None, "a registered model has a serving file"
+    path = cache.path(algorithm.serving_sha256)
+    schema = InputSchema.from_dict(manifest["schema"])
+    classes = tuple(manifest.get("classes", ()))
+    predictor: Predictor
+    if algorithm.runtime == "onnx":
+        predictor = OnnxPredictor(path, manifest["onnx"], kind=algorithm.kind, classes=classes)
+    else:
+        estimator = load_estimator(path.read_bytes(), manifest["source_format"])
+        if "n_jobs" in estimator.get_params():
+            # One process per core serves: parallel prediction only adds overhead here.
+            estimator.set_params(n_jobs=1)
+        predictor = SklearnPredictor(estimator, schema, kind=algorithm.kind)
+    return LoadedModel(algorithm, schema, predictor, classes)
 
 
 class ModelStore:
-    """The loaded models of this process, by (endpoint, name, version)."""
+    """The loaded models of this process, by algorithm id."""
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str, str], LoadedModel] = {}
+    def __init__(self, cache: ModelCache) -> None:
+        self.cache = cache
+        self._models: dict[int, LoadedModel] = {}
 
-    def load_all(self, artifacts_dir: Path) -> list[LoadedModel]:
-        artifacts = list(find_artifacts(artifacts_dir))
-        if not artifacts:
-            raise ArtifactError(f"no model artifacts under {artifacts_dir}; run `mlq train` first")
-        for artifact in artifacts:
+    def get(self, algorithm: AlgorithmInfo) -> LoadedModel:
+        held = self._models.get(algorithm.id)
+        if held is not None and held.algorithm.serving_sha256 == algorithm.serving_sha256:
+            return held
+        started = time.perf_counter()
+        model = self._models[algorithm.id] = load_model(algorithm, self.cache)
+        log.info(
+            "loaded %s %s %s on demand in %.2fs (shared with the pool once it is recycled)",
+            algorithm.endpoint,
+            algorithm.name,
+            algorithm.version,
+            time.perf_counter() - started,
+        )
+        return model
+
+    def sync(self, algorithms: Iterable[AlgorithmInfo]) -> tuple[list[int], list[int]]:
+        """Hold exactly these algorithms: load the missing ones, drop the others.
+
+        A model that cannot be loaded (its file fails its hash, say) is logged and left
+        out; the rest are served. Returns (loaded, dropped) algorithm ids.
+        """
+        wanted = {a.id: a for a in algorithms}
+        dropped = [i for i in self._models if i not in wanted]
+        for algorithm_id in dropped:
+            del self._models[algorithm_id]
+        loaded = []
+        for algorithm in wanted.values():
+            held = self._models.get(algorithm.id)
+            if held is not None and held.algorithm.serving_sha256 == algorithm.serving_sha256:
+                self._models[algorithm.id] = LoadedModel(
+                    algorithm, held.schema, held.predictor, held.classes
+                )
+                continue
             started = time.perf_counter()
-            model = load_model(artifact)
-            self._models[model.key] = model
+            try:
+                self._models[algorithm.id] = load_model(algorithm, self.cache)
+            except Exception:  # one bad model must not stop the others from being served
+                log.critical(
+                    "cannot load %s %s %s (sha256 %s...); not serving it",
+                    algorithm.endpoint,
+                    algorithm.name,
+                    algorithm.version,
+                    (algorithm.serving_sha256 or "")[:12],
+                    exc_info=True,
+                )
+                continue
+            loaded.append(algorithm.id)
             log.info(
-                "loaded model %s %s (sha256 %s...) in %.2fs",
-                model.key[1],
-                model.key[2],
-                artifact.sha256[:12],
+                "loaded %s %s %s (%s, sha256 %s...) in %.2fs",
+                algorithm.endpoint,
+                algorithm.name,
+                algorithm.version,
+                algorithm.runtime,
+                (algorithm.artifact_sha256 or "")[:12],
                 time.perf_counter() - started,
             )
-        return list(self._models.values())
+        return loaded, dropped
 
-    def add(self, model: LoadedModel) -> None:
-        self._models[model.key] = model
-
-    def get(self, endpoint: str, name: str, version: str) -> LoadedModel:
-        try:
-            return self._models[(endpoint, name, version)]
-        except KeyError:
-            raise ArtifactError(
-                f"this worker has no model for {endpoint}/{name} {version}: "
-                "train it and restart the worker"
-            ) from None
-
-    def classes_by_endpoint(self) -> dict[str, frozenset[str]]:
-        """The labels each endpoint's models can give (what feedback may say)."""
-        classes: dict[str, set[str]] = {}
-        for (endpoint, _, _), model in self._models.items():
-            classes.setdefault(endpoint, set()).update(model.classes)
-        return {endpoint: frozenset(labels) for endpoint, labels in classes.items()}
+    def held_ids(self) -> list[int]:
+        return sorted(self._models)
 
     def __len__(self) -> int:
         return len(self._models)

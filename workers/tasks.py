@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachetools import TTLCache, cached
 from celery.result import AsyncResult
 from sqlalchemy.exc import OperationalError
 
@@ -16,6 +17,7 @@ from shared.contracts import (
     TASK_FEEDBACK,
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
+    TASK_PREDICT_MANY,
     FeedbackResult,
     PredictBatchResult,
     PredictResult,
@@ -24,13 +26,14 @@ from shared.contracts import (
 from shared.db.batches import holds_position
 from shared.db.engine import session_scope
 from shared.errors import TransientError
+from shared.registry import labels_by_endpoint
 from shared.settings import get_settings
 from workers.ab_evaluation import end_expired, end_test, report
 from workers.batch_serving import serve_chunk
 from workers.deliveries import BoundedDeliveryTask
 from workers.feedback import serve_feedback
 from workers.runtime import REGISTRY, STORE
-from workers.serving import serve_prediction
+from workers.serving import serve_group, serve_prediction
 
 # A database outage is retried with exponential backoff (1 s, 2 s, 4 s, ... capped at
 # 60 s) for as long as it lasts: giving up would drop the record with no row. Rows are
@@ -81,6 +84,25 @@ def predict(
     )
 
 
+@app.task(
+    name=TASK_PREDICT_MANY,
+    bind=True,
+    base=BoundedDeliveryTask,
+    time_limit=SINGLE_RECORD_TIME_LIMIT_S,
+    **RETRY_POLICY,
+)
+def predict_many(
+    self: Any,
+    items: list[Any],
+    endpoint: str,
+    status: str | None = None,
+    version: str | None = None,
+) -> list[PredictResult]:
+    return serve_group(
+        STORE, REGISTRY, items=items, endpoint=endpoint, status=status, version=version
+    )
+
+
 @app.task(name=TASK_PREDICT_BATCH, bind=True, base=BoundedDeliveryTask, **RETRY_POLICY)
 def predict_batch(
     self: Any,
@@ -114,9 +136,15 @@ def _was_issued(request_id: str) -> bool:
     return bool(AsyncResult(request_id, app=app).state != "PENDING")
 
 
+@cached(TTLCache(maxsize=1, ttl=get_settings().registry_cache_s or 0.001))
+def _labels_by_endpoint() -> dict[str, frozenset[str] | None]:
+    with session_scope() as session:
+        return labels_by_endpoint(session)
+
+
 @app.task(name=TASK_FEEDBACK, **RETRY_POLICY)
 def feedback(items: list[Any]) -> FeedbackResult:
-    return serve_feedback(items, classes=STORE.classes_by_endpoint(), was_issued=_was_issued)
+    return serve_feedback(items, classes=_labels_by_endpoint(), was_issued=_was_issued)
 
 
 @app.task(name=TASK_AB_END_EXPIRED, **RETRY_POLICY)

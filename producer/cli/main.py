@@ -26,6 +26,7 @@ from producer.cli.ab import ab
 from producer.cli.batch import batch
 from producer.cli.demo import demo
 from producer.cli.feedback import feedback
+from producer.cli.models import models
 from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
 from producer.cli.plugins import load_plugin, plugin_names
 from producer.cli.stats import stats
@@ -203,3 +204,4 @@ cli.add_command(batch)
 cli.add_command(feedback)
 cli.add_command(ab)
 cli.add_command(stats)
+cli.add_command(models)

@@ -12,12 +12,14 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -27,8 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-STATUSES = ("testing", "staging", "production", "ab_testing")
+STATUSES = ("testing", "staging", "production", "ab_testing", "retired")
+# Statuses of an algorithm that workers hold in memory; a retired one is not served.
+SERVING_STATUSES = ("testing", "staging", "production", "ab_testing")
 REQUEST_STATUSES = ("OK", "ERROR")
+KINDS = ("classifier", "regressor")
+# What a worker serves a model with: the ONNX conversion, or scikit-learn itself when
+# the model could not be converted.
+RUNTIMES = ("onnx", "sklearn")
 
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
 
@@ -61,11 +69,21 @@ class Endpoint(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     owner: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An isolated endpoint's work travels on queues of its own ("predict.<name>",
+    # "batch.<name>"), served by workers started for it (--endpoints), so that a heavy
+    # model scales apart from the rest.
+    isolated: Mapped[bool] = mapped_column(default=False)
 
 
 class MLAlgorithm(Base):
+    """A version of a model: (endpoint, name, version) names one artifact forever."""
+
     __tablename__ = "ml_algorithm"
-    __table_args__ = (UniqueConstraint("endpoint_id", "name", "version"),)
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "name", "version"),
+        CheckConstraint(f"kind IN {KINDS!r}", name="kind"),
+        CheckConstraint(f"runtime IN {RUNTIMES!r}", name="runtime"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"))
@@ -74,8 +92,20 @@ class MLAlgorithm(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     code: Mapped[str] = mapped_column(Text, default="")
     owner: Mapped[str] = mapped_column(String(128))
+    # The file as registered (its bytes, hashed): what names this version.
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="classifier")
+    runtime: Mapped[str] = mapped_column(String(16), default="onnx")
+    # Why a model is served by scikit-learn rather than ONNX ("" when converted).
+    runtime_note: Mapped[str] = mapped_column(Text, default="")
+    # The blob a worker loads: the ONNX model, or the registered file itself.
+    serving_sha256: Mapped[str | None] = mapped_column(String(64))
+    # A classifier's labels (what feedback may say); null for a regressor.
+    classes: Mapped[Any | None]
+    # Input schema, ONNX inputs, checks and library versions (workers/bundles.py).
+    manifest: Mapped[dict[str, Any] | None]
 
 
 class MLAlgorithmStatus(Base):
@@ -108,6 +138,7 @@ class MLAlgorithmStatus(Base):
     active: Mapped[bool]
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class ABTest(Base):
@@ -194,6 +225,8 @@ class MLRequest(Base):
     response: Mapped[dict[str, Any]]
     label: Mapped[str | None] = mapped_column(String(128))
     probability: Mapped[float | None]
+    # A regressor's prediction (a classifier's is ``label``).
+    value: Mapped[float | None]
     status: Mapped[str] = mapped_column(String(8))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -219,3 +252,39 @@ class TaskDelivery(Base):
     redeliveries: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelBlob(Base):
+    """A model file in the shared model store, by its sha256; its bytes are in chunks
+    so that no single value is larger than a chunk."""
+
+    __tablename__ = "model_blob"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelBlobChunk(Base):
+    __tablename__ = "model_blob_chunk"
+
+    sha256: Mapped[str] = mapped_column(
+        ForeignKey("model_blob.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WorkerModel(Base):
+    """Which worker holds which algorithm in memory, refreshed while it does: what
+    `mlq models list` shows as the live workers of a model."""
+
+    __tablename__ = "worker_model"
+
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(
+        ForeignKey("ml_algorithm.id", ondelete="CASCADE"), primary_key=True
+    )
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

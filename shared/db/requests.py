@@ -20,9 +20,7 @@ def record_requests(session: Session | Connection, *, rows: Sequence[dict[str, A
 
     A redelivered message therefore writes nothing twice. Returns how many rows were new.
     """
-    if not rows:
-        return 0
-    return len(session.execute(_insert_new_requests(session), list(rows)).all())
+    return len(inserted_ids(session, rows=rows))
 
 
 _INSERT_NEW: dict[str, Any] = {}
@@ -59,6 +57,7 @@ BULK_COLUMNS = (
     "response",
     "label",
     "probability",
+    "value",
     "status",
     "error_code",
     "error_message",
@@ -119,3 +118,20 @@ def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:
                     for c in BULK_COLUMNS
                 )
             )
+
+
+def inserted_ids(session: Session | Connection, *, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert request rows, leaving any whose id exists as it was; the ids written now."""
+    if not rows:
+        return set()
+    return set(session.execute(_insert_new_requests(session), list(rows)).scalars())
+
+
+def get_responses(
+    session: Session | Connection, *, request_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored results of these requests, for those that have a row."""
+    rows = session.execute(
+        select(MLRequest.id, MLRequest.response).where(MLRequest.id.in_(list(request_ids)))
+    )
+    return {request_id: dict(response) for request_id, response in rows}

@@ -1,0 +1,198 @@
+"""``mlq models``: the models an endpoint serves, and their lifecycle.
+
+Usage::
+
+    mlq models add model.skops --endpoint iris --name forest --version 1 --sample s.csv
+    mlq models list [--endpoint E]
+    mlq models promote ENDPOINT NAME VERSION --reason "better on last week's data"
+    mlq models rollback ENDPOINT --reason "latency regression"
+    mlq models retire ENDPOINT NAME VERSION
+    mlq models history ENDPOINT
+    mlq models isolate ENDPOINT            # its own queues, for its own workers
+
+All but ``add`` read and write the registry directly; ``add`` needs the worker's
+machine-learning stack (it converts and checks the model) and is found by entry point.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from producer.cli.plugins import load_plugin, plugin_names
+
+PLUGINS = "mlqueue.commands.models"
+HEADER = ("endpoint", "algorithm", "version", "status", "runtime", "sha256", "created", "workers")
+
+
+class ModelsGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *plugin_names(PLUGINS)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or load_plugin(cmd_name, PLUGINS)
+
+
+def _who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _emit(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(cls=ModelsGroup)
+def models() -> None:
+    """Register models, list them, promote, roll back and retire versions."""
+
+
+@models.command("list")
+@click.option("--endpoint", default=None, help="Only this endpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def list_command(endpoint: str | None, as_json: bool) -> None:
+    """Every endpoint, algorithm and version: status, runtime, hash, who registered it
+    and when, and which live workers hold it."""
+    from shared.db.engine import session_scope
+    from shared.db.holdings import live_holders
+    from shared.registry import list_algorithms
+    from shared.settings import get_settings
+
+    # A worker says what it holds every MLQ_MODEL_POLL_SECONDS: three missed means gone.
+    within = timedelta(seconds=3 * get_settings().model_poll_s + 5)
+    with session_scope() as session:
+        rows = list_algorithms(session, endpoint=endpoint)
+        holders = live_holders(session, within=within)
+    listed = [{**a.as_dict(), "workers": holders.get(a.id, [])} for a in rows]
+    if as_json:
+        _emit(listed)
+        return
+    if not listed:
+        click.echo("no models registered: `mlq train` or `mlq models add`", err=True)
+        return
+    table = [
+        ("endpoint", "algorithm", "version", "status", "runtime", "sha256", "created", "workers")
+    ]
+    for a in listed:
+        runtime = a["runtime"] + ("*" if a["runtime_note"] else "")
+        table.append(
+            (
+                a["endpoint"],
+                a["name"],
+                a["version"],
+                a["status"],
+                runtime,
+                (a["artifact_sha256"] or "")[:12],
+                f"{a['created_at'][:19]} by {a['created_by'] or a['owner']}",
+                ", ".join(a["workers"]) or "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    if any(a["runtime_note"] for a in listed):
+        click.echo("* served by scikit-learn: not converted to ONNX (see --json: runtime_note)")
+
+
+def _lifecycle_result(info: Any, as_json: bool, line: str) -> None:
+    _emit(info.as_dict()) if as_json else click.echo(line)
+
+
+@models.command()
+@click.argument("endpoint")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", default="", help="Why, for the status history.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def promote(endpoint: str, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Make a version the endpoint's production model (the current one goes to staging)."""
+    from shared.db.engine import session_scope
+    from shared.lifecycle import promote as promote_version
+
+    with session_scope() as session:
+        info = promote_version(
+            session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
+        )
+    _lifecycle_result(info, as_json, f"{endpoint}: {name} {version} is in production")
+
+
+@models.command()
+@click.argument("endpoint")
+@click.option("--reason", default="", help="Why, for the status history.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def rollback(endpoint: str, reason: str, as_json: bool) -> None:
+    """Put back the model that was in production before the current one."""
+    from shared.db.engine import session_scope
+    from shared.lifecycle import rollback as roll_back
+
+    with session_scope() as session:
+        info = roll_back(session, endpoint=endpoint, created_by=_who(), reason=reason)
+    _lifecycle_result(info, as_json, f"{endpoint}: rolled back to {info.name} {info.version}")
+
+
+@models.command()
+@click.argument("endpoint")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", default="", help="Why, for the status history.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def retire(endpoint: str, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Take a version out of service (workers stop holding it; its rows stay)."""
+    from shared.db.engine import session_scope
+    from shared.lifecycle import retire as retire_version
+
+    with session_scope() as session:
+        info = retire_version(
+            session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
+        )
+    _lifecycle_result(info, as_json, f"{endpoint}: {name} {version} retired")
+
+
+@models.command()
+@click.argument("endpoint")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def history(endpoint: str, as_json: bool) -> None:
+    """Every status change of the endpoint's models: when, what, who, why."""
+    from shared.db.engine import session_scope
+    from shared.lifecycle import status_history
+
+    with session_scope() as session:
+        rows = status_history(session, endpoint=endpoint)
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['at'][:19]}  {row['algorithm']} {row['version']} -> {row['status']}  "
+            f"by {row['by']}" + (f": {row['reason']}" if row["reason"] else "")
+        )
+
+
+@models.command()
+@click.argument("endpoint")
+@click.option("--off", is_flag=True, help="Back to the shared queues.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def isolate(endpoint: str, off: bool, as_json: bool) -> None:
+    """Send an endpoint's work to its own queues (predict.ENDPOINT, batch.ENDPOINT), served
+    by workers started with `--endpoints ENDPOINT`, so a heavy model scales apart."""
+    from shared.contracts import QUEUE_BATCH, QUEUE_PREDICT, endpoint_queue
+    from shared.db.engine import session_scope
+    from shared.lifecycle import set_isolated
+
+    with session_scope() as session:
+        set_isolated(session, endpoint=endpoint, isolated=not off)
+    queues = [endpoint_queue(q, endpoint) for q in (QUEUE_PREDICT, QUEUE_BATCH)]
+    payload = {"endpoint": endpoint, "isolated": not off, "queues": [] if off else queues}
+    if as_json:
+        _emit(payload)
+    elif off:
+        click.echo(f"{endpoint}: back on the shared queues")
+    else:
+        click.echo(
+            f"{endpoint}: work goes to {', '.join(queues)}; serve it with "
+            f"`celery -A workers worker --endpoints {endpoint}`"
+        )

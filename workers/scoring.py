@@ -1,0 +1,129 @@
+"""Scoring many records in one pass: route them (production algorithm, A/B arm or the
+requested version), validate them against their model's schema, predict each model's
+records together. A bad record gets its own error result; the rest are scored.
+
+Plain functions: single predictions, groups of them and batch chunks all come here; tests
+call it with no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.contracts import PredictResult
+from shared.errors import MlqError
+from shared.registry import AlgorithmInfo
+from shared.registry_cache import RegistryCache
+from workers.model_store import LoadedModel, ModelStore
+from workers.request_checks import size_error
+from workers.results import InternalError, error_result, scored_results
+from workers.routing import Route, route_many
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Item:
+    request_id: str
+    record: Any
+    assignment_key: str  # which A/B arm; the request id unless the producer gave one
+
+
+def score_items(
+    store: ModelStore,
+    registry: RegistryCache,
+    items: Sequence[Item],
+    *,
+    endpoint: str,
+    status: str | None = None,
+    version: str | None = None,
+    failure: MlqError | None = None,
+) -> list[tuple[PredictResult, Route | None]]:
+    """A result and its route for every item, in order. Database errors propagate (the
+    task is retried); anything else a record causes becomes its error result.
+
+    With ``failure`` (a message given up as poison), nothing is scored: every record
+    gets that error (or its own size error).
+    """
+    if failure is not None:
+        return [(error_result(i.request_id, size_error(i.record) or failure), None) for i in items]
+    routes: list[Route | None]
+    selection_error: MlqError | None = None
+    try:
+        routes = list(
+            route_many(
+                registry,
+                endpoint=endpoint,
+                keys=[item.assignment_key for item in items],
+                status=status,
+                version=version,
+            )
+        )
+    except MlqError as error:
+        routes, selection_error = [None] * len(items), error
+    results: dict[int, PredictResult] = {}
+    # Too large or too deep: not scored, and under no A/B arm.
+    for i, item in enumerate(items):
+        if (refused := size_error(item.record)) is not None:
+            results[i] = error_result(item.request_id, refused)
+            routes[i] = None
+    groups: dict[Route | None, list[int]] = {}
+    for i, chosen in enumerate(routes):
+        if i not in results:
+            groups.setdefault(chosen, []).append(i)
+    for chosen, positions in groups.items():
+        group = [items[i] for i in positions]
+        if chosen is None:
+            assert selection_error is not None
+            scored = [error_result(item.request_id, selection_error) for item in group]
+        else:
+            scored = _score_group(store, chosen.algorithm, group)
+        results.update(zip(positions, scored, strict=True))
+    return [(results[i], routes[i]) for i in range(len(items))]
+
+
+def _score_group(
+    store: ModelStore, algorithm: AlgorithmInfo, items: Sequence[Item]
+) -> list[PredictResult]:
+    try:
+        model = store.get(algorithm)
+    except MlqError as error:
+        return [error_result(item.request_id, error, algorithm) for item in items]
+    if len(items) == 1:  # one record: plain Python validation is faster than columns
+        item = items[0]
+        try:
+            columns = model.schema.columns_of([model.schema.validate(item.record)])
+        except MlqError as error:
+            return [error_result(item.request_id, error, algorithm)]
+        return _predict(model, [item.request_id], columns)
+    chunk = model.schema.validate_many([item.record for item in items])
+    results = {
+        i: error_result(items[i].request_id, error, algorithm) for i, error in chunk.errors.items()
+    }
+    if chunk.positions:
+        ids = [items[i].request_id for i in chunk.positions]
+        results.update(zip(chunk.positions, _predict(model, ids, chunk.columns), strict=True))
+    return [results[i] for i in range(len(items))]
+
+
+def _predict(model: LoadedModel, ids: list[str], columns: dict[str, Any]) -> list[PredictResult]:
+    """Predict the rows together; if the model fails on them, row by row, so that the
+    record that makes it fail gets the error and no other does."""
+    try:
+        return scored_results(ids, model.algorithm, model.predictor.predict(columns))
+    except (MlqError, SQLAlchemyError):
+        raise
+    except Exception:
+        if len(ids) == 1:
+            log.exception("request %s: the model failed on it", ids[0])
+            return [error_result(ids[0], InternalError(), model.algorithm)]
+    results = []
+    for row, request_id in enumerate(ids):
+        one = {name: values[row : row + 1] for name, values in columns.items()}
+        results.extend(_predict(model, [request_id], one))
+    return results
