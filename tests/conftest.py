@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,35 +40,37 @@ PLANTED = "wrong forest"
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    """This run's models: the project's own (trained now if missing, about 30 s), linked,
-    and a planted one trained on flipped labels, wrong on purpose, for A/B tests. It is
-    registered as staging, so no default selection ever picks it."""
+def builtin_bundles() -> list[tuple[str, Any]]:
+    """This run's models, each with the status it is registered with: the project's own
+    (trained now if missing, about a minute) and a planted one trained on flipped labels,
+    wrong on purpose, for A/B tests. The planted one is registered as staging, so no
+    default selection ever picks it."""
     from sklearn.ensemble import RandomForestClassifier
 
     from shared.settings import get_settings
-    from workers.features import TARGET
-    from workers.training import AlgorithmSpec, Split, split_adult, train_algorithm, train_missing
+    from workers.training import (
+        TARGET,
+        AlgorithmSpec,
+        Split,
+        split_adult,
+        train_algorithm,
+        train_missing,
+    )
 
-    project = PROJECT_ROOT / "artifacts"
-    train_missing(project)
-    directory = get_settings().artifacts_dir
-    for folder in project.glob("*/*/"):
-        link = directory / folder.parent.name / folder.name
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(folder, target_is_directory=True)
-    if not list(directory.glob("*/wrong_forest-*/manifest.json")):
-        split = split_adult()
-        flipped = split.train.assign(
-            **{TARGET: split.train[TARGET].map({"<=50K": ">50K", ">50K": "<=50K"})}
-        )
-        spec = AlgorithmSpec(
-            PLANTED,
-            "0.0.1",
-            "staging",
-            "trained on flipped labels, for A/B tests",
-            lambda: RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
-        )
-        train_algorithm(spec, Split(flipped, split.test), directory)
-    return directory
+    trained = [
+        (spec.initial_status, bundle)
+        for spec, bundle, _ in train_missing(PROJECT_ROOT / "artifacts")
+    ]
+    split = split_adult()
+    flipped = split.train.assign(
+        **{TARGET: split.train[TARGET].map({"<=50K": ">50K", ">50K": "<=50K"})}
+    )
+    spec = AlgorithmSpec(
+        PLANTED,
+        "0.0.1",
+        "staging",
+        "trained on flipped labels, for A/B tests",
+        lambda: RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+    )
+    planted = train_algorithm(spec, Split(flipped, split.test), get_settings().artifacts_dir)
+    return [*trained, ("staging", planted)]

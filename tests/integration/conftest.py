@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,36 +73,44 @@ def database(redis_client: redis.Redis) -> Iterator[str]:
     admin.dispose()
 
 
+# Every table but the model store's, whose blobs are keyed by their hash and reused.
 TABLES = (
     "ml_request",
     "feedback",
     "batch",
     "ab_test",
+    "worker_model",
     "ml_algorithm_status",
     "ml_algorithm",
     "endpoint",
 )
 
 
+def register_bundles(bundles: list[tuple[str, Any]]) -> None:
+    from workers.registration import publish
+
+    for status, bundle in bundles:
+        publish(bundle, status=status, created_by="tests")
+
+
 @pytest.fixture
-def clean_db(database: str, artifacts_dir: Path) -> str:
+def clean_db(database: str, builtin_bundles: list[tuple[str, Any]]) -> str:
     """Every test starts from an empty database holding only the registered tutorial models."""
-    from shared.db.engine import get_engine, session_scope
-    from shared.registry import register_artifacts
-    from workers.artifacts import find_artifacts
+    from shared.db.engine import get_engine
 
     with get_engine(database).begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    with session_scope(database) as session:
-        register_artifacts(session, find_artifacts(artifacts_dir), created_by="tests")
+    register_bundles(builtin_bundles)
     return database
 
 
 @pytest.fixture(scope="session")
-def worker(database: str, artifacts_dir: Path) -> Iterator[object]:
+def worker(database: str, builtin_bundles: list[tuple[str, Any]]) -> Iterator[object]:
     """A real `celery -A workers worker` process with 2 pool processes, for the whole run."""
     from producer.local_processes import LocalWorker
 
+    # Registered before it starts, so its main process loads them before forking.
+    register_bundles(builtin_bundles)
     process = LocalWorker(log_path=TEST_HOME / "worker.log", concurrency=2, name="tests")
     process.start()
     yield process
@@ -121,8 +128,7 @@ def client(worker: object, clean_db: str) -> Any:
 @pytest.fixture(scope="session")
 def held_out() -> Any:
     """Rows of the Adult data with their true labels (the file's last 2,000)."""
-    from workers.features import read_adult
-    from workers.training import ADULT_DATA
+    from workers.training import ADULT_DATA, read_adult
 
     return read_adult(ADULT_DATA).tail(2000).reset_index(drop=True)
 

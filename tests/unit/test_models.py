@@ -1,54 +1,61 @@
-"""The trained models and their artifacts: the tutorial's checks, manifests, hash checks."""
+"""The built-in income models: the tutorial's checks, their bundles, the ONNX conversion
+agreeing with scikit-learn, and hash checks on their files."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from shared.contracts import DEFAULT_ENDPOINT, EXAMPLE_RECORD
 from shared.errors import ArtifactError
-from workers.artifacts import MODEL_FILE, ONNX_FILE, artifact_dir, find_artifacts, read_artifact
-from workers.model_store import LoadedModel, ModelStore, load_estimator, load_model
-from workers.training import split_adult
+from workers.bundles import MANIFEST, ONNX_FILE, SOURCE_FILES, Bundle, bundle_dir
+from workers.conversion import schema_columns
+from workers.model_files import load_estimator
+from workers.predictors import OnnxPredictor, Prediction, SklearnPredictor
+from workers.schema import InputSchema
+from workers.training import PROJECT_ROOT, TARGET, split_adult
+
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+TUTORIAL = ("random forest", "extra trees")
 
 
 @pytest.fixture(scope="module")
-def store(artifacts_dir: Path) -> ModelStore:
-    models = ModelStore()
-    models.load_all(artifacts_dir)
-    return models
+def bundles(builtin_bundles: list[tuple[str, Bundle]]) -> dict[str, Bundle]:
+    return {b.manifest["name"]: b for _, b in builtin_bundles if b.manifest["name"] in TUTORIAL}
 
 
-def label_of(model: LoadedModel, record: dict[str, object]) -> str:
-    proba = model.predict_proba(model.schema.transform_one(model.schema.validate(record)))
-    return model.classes[int(proba[0].argmax())]
+def onnx_of(bundle: Bundle) -> tuple[InputSchema, OnnxPredictor]:
+    m = bundle.manifest
+    assert bundle.onnx is not None
+    predictor = OnnxPredictor(bundle.onnx, m["onnx"], kind=m["kind"], classes=tuple(m["classes"]))
+    return InputSchema.from_dict(m["schema"]), predictor
 
 
-def test_random_forest_labels_the_tutorial_record(store: ModelStore) -> None:
-    assert (
-        label_of(store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1"), EXAMPLE_RECORD) == "<=50K"
-    )
+def predict(bundle: Bundle, records: list[dict[str, Any]]) -> Prediction:
+    schema, predictor = onnx_of(bundle)
+    return predictor.predict(schema.validate_many(records).columns)
 
 
-def test_extra_trees_labels_the_tutorial_record(store: ModelStore) -> None:
-    assert label_of(store.get(DEFAULT_ENDPOINT, "extra trees", "0.0.1"), EXAMPLE_RECORD) == "<=50K"
+@pytest.mark.parametrize("name", TUTORIAL)
+def test_the_tutorial_models_label_the_tutorial_record(
+    bundles: dict[str, Bundle], name: str
+) -> None:
+    assert predict(bundles[name], [EXAMPLE_RECORD]).labels == ["<=50K"]
 
 
-TUTORIAL = {"random forest", "extra trees"}
-
-
-def test_held_out_accuracy_is_as_the_tutorial_reports(store: ModelStore) -> None:
-    split = split_adult()
-    for model in (m for m in store if m.key[1] in TUTORIAL):
-        predicted = model.predict_proba(model.schema.transform(split.test)).argmax(axis=1)
-        accuracy = np.mean(np.asarray(model.classes)[predicted] == split.test["income"])
-        assert accuracy == pytest.approx(model.artifact.manifest["metrics"]["accuracy"], abs=1e-4)
+def test_held_out_accuracy_is_as_the_tutorial_reports(bundles: dict[str, Bundle]) -> None:
+    test = split_adult().test
+    records = test.drop(columns=[TARGET]).to_dict("records")
+    for bundle in bundles.values():
+        labels = predict(bundle, records).labels
+        accuracy = np.mean(np.array(labels) == test[TARGET].to_numpy())
+        assert accuracy == pytest.approx(bundle.manifest["metrics"]["accuracy"], abs=1e-4)
         assert accuracy > 0.82
-    rf = store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1")
-    assert rf.artifact.manifest["metrics"]["accuracy"] == pytest.approx(0.85, abs=0.01)
+    assert bundles["random forest"].manifest["metrics"]["accuracy"] == pytest.approx(0.85, abs=0.01)
 
 
 def test_the_split_is_the_tutorials() -> None:
@@ -56,55 +63,59 @@ def test_the_split_is_the_tutorials() -> None:
     assert (len(split.train), len(split.test)) == (22792, 9769)
 
 
-def test_manifests_describe_files_libraries_schema_and_metrics(artifacts_dir: Path) -> None:
-    artifacts = {a.key: a for a in find_artifacts(artifacts_dir)}
-    assert set(artifacts) >= {
-        (DEFAULT_ENDPOINT, "random forest", "0.0.1"),
-        (DEFAULT_ENDPOINT, "extra trees", "0.0.1"),
-    }
-    for artifact in artifacts.values():
-        manifest = artifact.manifest
-        assert len(manifest["files"][MODEL_FILE]["sha256"]) == 64
-        assert len(manifest["files"][ONNX_FILE]["sha256"]) == 64
-        assert {"python", "scikit-learn", "numpy", "pandas", "joblib"} <= set(manifest["libraries"])
-        assert "Private" in manifest["features"]["categorical"]["workclass"]["categories"]
-        assert manifest["features"]["numeric"]["age"]["min"] == 0
-        assert manifest["classes"] == ["<=50K", ">50K"]
-        assert manifest["training"]["split_random_state"] == 1234
-        assert manifest["initial_status"] in {"production", "testing", "staging"}
+def test_manifests_describe_schema_runtime_checks_and_metrics(bundles: dict[str, Bundle]) -> None:
+    for bundle in bundles.values():
+        m = bundle.manifest
+        assert (m["endpoint"], m["kind"], m["runtime"], m["source_format"]) == (
+            DEFAULT_ENDPOINT,
+            "classifier",
+            "onnx",
+            "pickle",
+        )
+        assert m["classes"] == ["<=50K", ">50K"]
+        assert {"python", "scikit-learn", "numpy", "pandas", "skl2onnx", "onnxruntime"} <= set(
+            m["libraries"]
+        )
+        columns = {c["name"]: c for c in m["schema"]["columns"]}
+        assert "Holand-Netherlands" in columns["native-country"]["categories"]
+        assert columns["age"]["minimum"] == 0 and columns["age"]["type"] == "integer"
+        assert m["onnx"]["check"]["labels_agree"] == 1.0 and m["sample"]["rows"] == 500
+        assert m["metrics"]["train_rows"] == 22792
 
 
 def test_the_served_onnx_model_agrees_with_scikit_learn_on_held_out_rows(
-    store: ModelStore,
+    bundles: dict[str, Bundle],
 ) -> None:
-    split = split_adult()
-    for model in store:
-        estimator = load_estimator(model.artifact)
-        assert estimator.n_jobs == 1  # one process per core when serving
-        features = model.schema.transform(split.test)
-        expected = estimator.predict_proba(features)
-        served = model.predict_proba(features)
-        assert np.array_equal(expected.argmax(axis=1), served.argmax(axis=1))
-        assert np.abs(expected - served).max() < 1e-4
-        assert model.artifact.manifest["onnx"]["labels_agree"] == 1.0
+    test = split_adult().test.drop(columns=[TARGET])
+    for bundle in bundles.values():
+        schema, predictor = onnx_of(bundle)
+        columns = schema_columns(test, schema)
+        sklearn = SklearnPredictor(
+            load_estimator(bundle.source, "pickle"), schema, kind="classifier"
+        )
+        expected, served = sklearn.predict(columns), predictor.predict(columns)
+        assert expected.labels == served.labels
+        assert expected.probabilities is not None and served.probabilities is not None
+        assert np.abs(expected.probabilities - served.probabilities).max() < 1e-4
 
 
-def test_single_rows_and_chunks_give_the_same_probabilities(store: ModelStore) -> None:
-    features = store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1").schema.transform(
-        split_adult().test.head(50)
-    )
-    model = store.get(DEFAULT_ENDPOINT, "random forest", "0.0.1")
-    chunk = model.predict_proba(features)
-    one_by_one = np.vstack([model.predict_proba(features[i : i + 1]) for i in range(50)])
+def test_single_rows_and_chunks_give_the_same_probabilities(bundles: dict[str, Bundle]) -> None:
+    records = split_adult().test.drop(columns=[TARGET]).head(50).to_dict("records")
+    chunk = predict(bundles["random forest"], records).probabilities
+    one_by_one = np.vstack([predict(bundles["random forest"], [r]).probabilities for r in records])  # type: ignore[list-item]
     assert np.allclose(chunk, one_by_one, atol=1e-6)
 
 
-@pytest.mark.parametrize("filename", [MODEL_FILE, ONNX_FILE])
-def test_a_tampered_model_file_is_refused(
-    artifacts_dir: Path, tmp_path: Path, filename: str
-) -> None:
-    source = artifact_dir(artifacts_dir, DEFAULT_ENDPOINT, "random forest", "0.0.1")
-    copy = tmp_path / DEFAULT_ENDPOINT / source.name
+def test_retraining_on_the_same_data_gives_the_same_file(bundles: dict[str, Bundle]) -> None:
+    """What makes `mlq train --force` a no-op for the registry: a version names one file."""
+    again = Bundle.load(bundle_dir(ARTIFACTS, DEFAULT_ENDPOINT, "random forest", "0.0.1"))
+    assert again.artifact_sha256 == bundles["random forest"].artifact_sha256
+
+
+@pytest.mark.parametrize("filename", [SOURCE_FILES["pickle"], ONNX_FILE])
+def test_a_tampered_model_file_is_refused(tmp_path: Path, filename: str) -> None:
+    source = bundle_dir(ARTIFACTS, DEFAULT_ENDPOINT, "random forest", "0.0.1")
+    copy = tmp_path / source.name
     shutil.copytree(source, copy)
     with (copy / filename).open("r+b") as handle:
         handle.seek(1000)
@@ -112,28 +123,18 @@ def test_a_tampered_model_file_is_refused(
         handle.seek(1000)
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(ArtifactError, match="does not match its manifest"):
-        load_model(read_artifact(copy))
-    with pytest.raises(ArtifactError, match="does not match its manifest"):
-        ModelStore().load_all(tmp_path)
+        Bundle.load(copy)
 
 
-def test_a_missing_model_file_is_refused(artifacts_dir: Path, tmp_path: Path) -> None:
-    source = artifact_dir(artifacts_dir, DEFAULT_ENDPOINT, "extra trees", "0.0.1")
-    copy = tmp_path / "x" / source.name
-    copy.mkdir(parents=True)
-    shutil.copy(source / "manifest.json", copy / "manifest.json")
-    with pytest.raises(ArtifactError, match="is missing; run `mlq train`"):
-        load_model(read_artifact(copy))
-
-
-def test_an_empty_artifacts_folder_says_to_train(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="run `mlq train` first"):
-        ModelStore().load_all(tmp_path)
-
-
-def test_a_broken_manifest_is_a_clear_error(tmp_path: Path) -> None:
-    folder = tmp_path / "e" / "m-1"
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text("{not json")
+def test_a_missing_model_file_or_manifest_is_refused(tmp_path: Path) -> None:
+    source = bundle_dir(ARTIFACTS, DEFAULT_ENDPOINT, "extra trees", "0.0.1")
+    copy = tmp_path / source.name
+    copy.mkdir()
+    with pytest.raises(ArtifactError, match=r"manifest\.json is missing"):
+        Bundle.load(copy)
+    shutil.copy(source / MANIFEST, copy / MANIFEST)
+    with pytest.raises(ArtifactError, match="is missing"):
+        Bundle.load(copy)
+    (copy / MANIFEST).write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
-        read_artifact(folder)
+        Bundle.load(copy)

@@ -104,4 +104,4 @@ def test_selection_of_an_unknown_endpoint_is_its_own_error(session: Session) -> 
 
 def test_an_unknown_status_is_refused(session: Session) -> None:
     with pytest.raises(ConfigurationError, match="not one of"):
-        register(session, "x", status="retired")
+        register(session, "x", status="archived")
