@@ -163,7 +163,9 @@ def all_errors() -> tuple[list[str], list[str]]:
             errors.append(str(error))
             continue
         for resource in rendered:
-            errors += [f"{name} rendered: {label(resource)}: {m}" for m in resource_errors(resource)]
+            errors += [
+                f"{name} rendered: {label(resource)}: {m}" for m in resource_errors(resource)
+            ]
     return errors, notes
 
 
