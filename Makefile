@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:
 #   make demo   install, then run `mlq demo` on embedded defaults (no server)
-#   make test   install, check services, lint, type-check, validate docker-compose.yml,
-#               run every test
+#   make test   install, check services, lint, type-check, validate the compose files
+#               and the Kubernetes manifests (offline), run every test
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,7 +23,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.rabbitmq.yml
+	$(BIN)/python scripts/validate_manifests.py
 
 unit: install
 	$(BIN)/pytest tests/unit

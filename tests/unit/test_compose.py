@@ -1,6 +1,6 @@
-"""docker-compose.yml, checked without a Docker engine: the schema (make lint runs
-check-jsonschema against the compose spec), the guarantees the stack promises, and that
-it runs the same commands the tests run."""
+"""docker-compose.yml and its RabbitMQ variant, checked without a Docker engine: the
+schema (make lint runs check-jsonschema against the compose spec), the guarantees the
+stack promises, and that it runs the same commands the tests run."""
 
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ from shared.contracts import QUEUE_BATCH, QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "worker-single", "worker-batch", "beat", "flower")
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.rabbitmq.yml")
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_variant() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.rabbitmq.yml").read_text()))
 
 
 def services(compose: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +77,9 @@ def test_redis_persists_and_never_evicts(compose: dict[str, Any]) -> None:
     assert "redis-data:/data" in services(compose)["redis"]["volumes"]
 
 
-def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_no_secret_is_written_in_the_compose_file(compose_file: str) -> None:
+    text = (ROOT / compose_file).read_text()
     for line in text.splitlines():
         if re.search(r"PASSWORD|BASIC_AUTH|:[^/@\s]*@", line) and "=" not in line.split("#")[0]:
             assert "${" in line or "$$" in line or line.strip().startswith("#"), line
@@ -93,3 +100,33 @@ def test_every_app_service_uses_the_one_image_and_the_artifacts_volume(
         service = services(compose)[name]
         assert service["image"] == "mlqueue:latest" and service["build"] == "."
         assert "artifacts:/artifacts" in service["volumes"]
+
+
+def test_the_rabbitmq_variant_moves_every_broker_user_to_rabbitmq(
+    compose: dict[str, Any], rabbitmq_variant: dict[str, Any]
+) -> None:
+    overrides = services(rabbitmq_variant)
+    users = [
+        name
+        for name, s in services(compose).items()
+        if "MLQ_BROKER_URL" in s.get("environment", {})
+    ]
+    assert set(APP_SERVICES) <= set(users)
+    for name in users:
+        environment = overrides[name]["environment"]
+        assert re.fullmatch(
+            r"amqp://mlq:\$\{RABBITMQ_PASSWORD:\?[^}]*\}@rabbitmq:5672//",
+            environment["MLQ_BROKER_URL"],
+        ), name
+        # Redis stays the result backend.
+        assert set(environment) == {"MLQ_BROKER_URL"}, name
+        assert overrides[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
+
+
+def test_rabbitmq_is_health_checked_and_keeps_its_queues(rabbitmq_variant: dict[str, Any]) -> None:
+    rabbitmq = services(rabbitmq_variant)["rabbitmq"]
+    assert "healthcheck" in rabbitmq
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
+    # Its data lives under its node name, rabbit@<hostname>.
+    assert rabbitmq["hostname"] == "rabbitmq"
+    assert "rabbitmq-data:/var/lib/rabbitmq" in rabbitmq["volumes"]
