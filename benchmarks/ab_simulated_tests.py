@@ -180,7 +180,7 @@ def labels_at_end(sim: Simulated, outcome: Outcome) -> np.ndarray:
 
 def percentile_to_conclude(sim: Simulated, outcome: Outcome, q: float) -> float:
     labels = np.where(outcome.winner == 1, labels_at_end(sim, outcome), np.inf)
-    return float(np.percentile(labels, q))
+    return float(np.percentile(labels, q, method="inverted_cdf"))  # no interpolation with inf
 
 
 def check_fixed_horizon(sim: Simulated, p: np.ndarray, samples: int, seed: int = 0) -> int:

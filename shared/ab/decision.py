@@ -38,15 +38,16 @@ MODES = (MODE_SPLIT, MODE_SHADOW)
 # The normal mixture's tau, in accuracy (0.03 = 3 points), matched to the differences
 # worth detecting between model versions as Johari et al. (2017, section 4) advise.
 # `python -m benchmarks.ab_simulation --tune` (base accuracy 0.84, a look every 100
-# labels per arm): at 0.03 the median labels to a decision were within 8% of the best
-# tau of 0.01-0.1 for true differences of 2, 4 and 8 points; smaller taus only win for
-# 1-point differences, larger ones only for 8 points and more.
+# labels per arm, 2,000 tests per cell): of taus 0.01-0.1, 0.03 decided within one look
+# of the fastest for true differences of 2, 4 and 8 points; smaller taus win only for
+# 1-point differences (power 0.52 against 0.48 by 20,000 labels per arm).
 DEFAULT_TAU = 0.03
 # The Beta mixture's a + b for the exact binomial tests (shadow's discordant pairs, the
 # error guardrail): 10 gives a prior standard deviation of 0.15 around 1/2, the size of
 # B's share of discordant pairs for 1-4 point differences at the income models'
-# agreement of 0.95. By the same simulation: within 5% of the best of 2-100 for 1 and 2
-# point differences; for 4 points concentration 2 decides in 250 labels against 350.
+# agreement of 0.95. By the same sweep (concentrations 2-100, a look every 50 records):
+# within one look of the fastest for 1 and 2 point differences; for 4 points,
+# concentration 2 needs 250 records against 350.
 DEFAULT_CONCENTRATION = 10.0
 
 
