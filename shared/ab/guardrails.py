@@ -82,10 +82,6 @@ def latency_guardrail(
         a_factor=1 + margin,
     )
     mean_a, mean_b = a.latency.mean, b.latency.mean
-    enough = min(a.latency.n, b.latency.n) >= min_samples
-    p_value = (
-        effect.p_value if enough and effect.estimate is not None and effect.estimate > 0 else 1.0
-    )
     figures = {
         "n": [a.latency.n, b.latency.n],
         "mean_seconds": [mean_a, mean_b],
@@ -95,13 +91,20 @@ def latency_guardrail(
         "interval_seconds": [effect.low, effect.high],
     }
     if mean_a is None or mean_b is None:
-        return GuardrailResult("latency", False, None, figures, "latency: no latencies yet")
+        return GuardrailResult("latency", False, None, figures, "worker latency: none yet")
     change = f"{mean_b / mean_a - 1:+.0%}" if mean_a else "n/a"
     means = (
         f"B mean {mean_b * 1000:.1f} ms against A {mean_a * 1000:.1f} ms "
         f"({change}, margin {margin:.0%})"
     )
-    return _result("latency", "worker latency", p_value, alpha, figures, means)
+    if min(a.latency.n, b.latency.n) < min_samples:
+        waiting = f"worker latency: {means}, not tested below {min_samples} per arm"
+        return GuardrailResult("latency", False, None, figures, waiting)
+    # The mixture test is two-sided; only B's side of the margin is a breach.
+    worse = effect.estimate is not None and effect.estimate > 0
+    return _result(
+        "latency", "worker latency", effect.p_value if worse else 1.0, alpha, figures, means
+    )
 
 
 def _one_sided_p(worse: int, total: int, null_p: float, concentration: float) -> float:
