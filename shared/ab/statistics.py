@@ -2,9 +2,11 @@
 the effect of B against A with an always-valid interval. Pure functions: no Celery, no
 database, no scikit-learn; the inputs are the counts and sums SQL aggregates give.
 
-Library methods are used wherever a library has them (statsmodels' Wilson interval,
-z-test and McNemar's exact test; scipy's chi-square and Fisher's exact test); only the
-always-valid tests are written here, in ``shared.ab.sequential``.
+Library methods are used wherever a library has them (scipy's Wilson interval, binomial,
+chi-square and Fisher's exact tests; McNemar's exact test is the binomial test of the
+discordant pairs); only the always-valid tests are written here, in
+``shared.ab.sequential``. scipy rather than statsmodels: producers decide and show tests
+too, and statsmodels would bring pandas into a producer's install.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2_contingency, chisquare, fisher_exact, norm
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+from scipy.stats import binomtest, chi2_contingency, chisquare, fisher_exact, norm
 
 from shared.ab.sequential import (
     Array,
@@ -120,8 +120,8 @@ def wilson_interval(successes: int, trials: int, alpha: float = 0.05) -> list[fl
     """Wilson score interval of a proportion (sound at 0, 1 and small counts)."""
     if trials == 0:
         return None
-    low, high = proportion_confint(successes, trials, alpha=alpha, method="wilson")
-    return [float(low), float(high)]
+    interval = binomtest(successes, trials).proportion_ci(1 - alpha, method="wilson")
+    return [float(interval.low), float(interval.high)]
 
 
 def arm_summary(counts: ArmCounts) -> dict[str, Any]:
@@ -211,13 +211,15 @@ def split_accuracy_effect(a: ArmCounts, b: ArmCounts, *, tau: float, alpha: floa
 
 
 def pooled_z_test_p_value(a: ArmCounts, b: ArmCounts) -> float | None:
-    """Two-sided pooled two-proportion z-test (statsmodels): the fixed-horizon test."""
+    """Two-sided pooled two-proportion z-test: the fixed-horizon test."""
     if a.labelled == 0 or b.labelled == 0:
         return None
     if a.correct + b.correct in (0, a.labelled + b.labelled):
         return 1.0  # both arms all right or all wrong: no difference to see
-    _, p_value = proportions_ztest([b.correct, a.correct], [b.labelled, a.labelled])
-    return float(p_value)
+    pooled = (a.correct + b.correct) / (a.labelled + b.labelled)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / a.labelled + 1 / b.labelled))
+    z = (b.correct / b.labelled - a.correct / a.labelled) / spread
+    return float(2 * norm.sf(abs(z)))
 
 
 def paired_accuracy_effect(
@@ -259,11 +261,11 @@ def paired_accuracy_effect(
 
 
 def mcnemar_p_value(pairs: PairedCounts) -> float:
-    """McNemar's exact test (statsmodels) of the paired 2x2 table of correctness."""
+    """McNemar's exact test of the paired 2x2 table of correctness: the binomial test of
+    the discordant pairs against 1/2 (as statsmodels' ``mcnemar(exact=True)``)."""
     if pairs.discordant == 0:
         return 1.0  # no record tells the models apart
-    table = [[pairs.both_correct, pairs.only_a_correct], [pairs.only_b_correct, pairs.both_wrong]]
-    return float(mcnemar(table, exact=True).pvalue)
+    return float(binomtest(pairs.only_b_correct, pairs.discordant, 0.5).pvalue)
 
 
 def agreement_rate(pairs: PairedCounts) -> float | None:
