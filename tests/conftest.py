@@ -32,7 +32,8 @@ os.environ.update(
     MLQ_RESULT_BACKEND=f"{REDIS_URL}/{BACKEND_DB}",
     # Tests change statuses and predict at once; the cache has its own unit test.
     MLQ_REGISTRY_CACHE_SECONDS="0",
-    MLQ_ARTIFACTS_DIR=str(TEST_HOME / "artifacts"),
+    # The project's own bundles: `mlq train` in a test registers them without training.
+    MLQ_ARTIFACTS_DIR=str(Path(__file__).resolve().parent.parent / "artifacts"),
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,6 @@ def builtin_bundles() -> list[tuple[str, Any]]:
     default selection ever picks it."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from shared.settings import get_settings
     from workers.training import (
         TARGET,
         AlgorithmSpec,
@@ -72,5 +72,12 @@ def builtin_bundles() -> list[tuple[str, Any]]:
         "trained on flipped labels, for A/B tests",
         lambda: RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
     )
-    planted = train_algorithm(spec, Split(flipped, split.test), get_settings().artifacts_dir)
+    planted = train_algorithm(spec, Split(flipped, split.test), TEST_HOME / "planted")
     return [*trained, ("staging", planted)]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(builtin_bundles: list[tuple[str, Any]]) -> Path:
+    """The project's artifacts folder, with the built-in models' bundles in it: what
+    `mlq train` registers in a database of a test's own without training again."""
+    return PROJECT_ROOT / "artifacts"

@@ -25,8 +25,7 @@ from shared.registry import list_algorithms, set_status
 from tests.conftest import PLANTED, TEST_HOME
 from tests.integration.conftest import run_mlq
 from workers.ab_evaluation import end_test
-from workers.features import TARGET, read_adult
-from workers.training import ADULT_DATA
+from workers.training import ADULT_DATA, TARGET, read_adult
 
 pytestmark = pytest.mark.integration
 

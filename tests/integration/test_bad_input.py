@@ -85,9 +85,8 @@ def test_an_ambiguous_selection(client: Client) -> None:
             version="0.0.2",
             initial_status="testing",
             description="",
-            code="",
             owner="tests",
-            artifact_sha256=None,
+            artifact_sha256="0" * 64,
             created_by="tests",
         )
     error = selection_error(client, status="testing")

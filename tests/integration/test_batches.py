@@ -20,7 +20,7 @@ from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT_BATCH, batch_request_i
 from shared.db.engine import session_scope
 from shared.db.models import Batch, MLRequest
 from tests.integration.conftest import run_mlq
-from workers.features import TARGET
+from workers.training import TARGET
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,7 @@ from producer.local_processes import LocalWorker
 from shared.contracts import EXAMPLE_RECORD, QUEUE_BATCH, QUEUE_PREDICT, QUEUES, TASK_PREDICT
 from tests.integration.conftest import run_mlq
 from tests.integration.own_services import OwnPostgres, OwnRedis, free_port
-from workers.features import TARGET, read_adult
-from workers.training import ADULT_DATA
+from workers.training import ADULT_DATA, TARGET, read_adult
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +172,8 @@ def stack(
     try:
         migrated = stack.mlq("db", "upgrade")
         assert migrated.returncode == 0, migrated.stderr
+        registered = stack.mlq("train")  # the trained bundles, registered: no training
+        assert registered.returncode == 0, registered.stderr
         with stack.engine.begin() as connection:
             connection.execute(text("TRUNCATE ml_request, batch, task_delivery"))
         yield stack

@@ -1,38 +1,34 @@
-"""Registration is safe when several workers start at the same moment."""
+"""Registration is safe when several processes register the same models at once."""
 
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
 from shared.db.engine import get_engine, session_scope
 from shared.db.models import Endpoint, MLAlgorithm, MLAlgorithmStatus
-from workers.artifacts import find_artifacts
 
 pytestmark = pytest.mark.integration
 
 
-def _register_all(artifacts_dir: str, barrier: multiprocessing.synchronize.Barrier) -> None:
-    from shared.db.engine import session_scope
-    from shared.registry import register_artifacts
-    from workers.artifacts import find_artifacts
+def _register_all(bundles: list[tuple[str, Any]], barrier: Any) -> None:
+    from workers.registration import publish
 
-    artifacts = list(find_artifacts(Path(artifacts_dir)))
     barrier.wait()
-    with session_scope() as session:
-        register_artifacts(session, artifacts, created_by="racer")
+    for status, bundle in bundles:
+        publish(bundle, status=status, created_by="racer")
 
 
 def test_eight_processes_registering_at_once_make_one_set_of_rows(
-    database: str, artifacts_dir: Path
+    database: str, builtin_bundles: list[tuple[str, Any]]
 ) -> None:
     with get_engine(database).begin() as connection:
         connection.execute(
             text(
-                "TRUNCATE ml_request, ab_test, ml_algorithm_status, "
+                "TRUNCATE ml_request, ab_test, worker_model, ml_algorithm_status, "
                 "ml_algorithm, endpoint RESTART IDENTITY CASCADE"
             )
         )
@@ -40,12 +36,12 @@ def test_eight_processes_registering_at_once_make_one_set_of_rows(
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(8)
     racers = [
-        context.Process(target=_register_all, args=(str(artifacts_dir), barrier)) for _ in range(8)
+        context.Process(target=_register_all, args=(builtin_bundles, barrier)) for _ in range(8)
     ]
     for racer in racers:
         racer.start()
     for racer in racers:
-        racer.join(60)
+        racer.join(120)
     assert [racer.exitcode for racer in racers] == [0] * 8
 
     with session_scope() as session:
@@ -54,8 +50,9 @@ def test_eight_processes_registering_at_once_make_one_set_of_rows(
             query = select(func.count()).select_from(model).where(*where)
             return session.execute(query).scalar_one()
 
-        algorithms = len(list(find_artifacts(artifacts_dir)))
+        algorithms = len(builtin_bundles)
         assert count(Endpoint) == 1
         assert count(MLAlgorithm) == algorithms
-        assert count(MLAlgorithmStatus) == algorithms
         assert count(MLAlgorithmStatus, MLAlgorithmStatus.active.is_(True)) == algorithms
+        production = MLAlgorithmStatus.status == "production"
+        assert count(MLAlgorithmStatus, MLAlgorithmStatus.active.is_(True), production) == 1

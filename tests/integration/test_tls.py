@@ -77,6 +77,8 @@ def test_the_whole_flow_runs_over_tls_with_passwords(
     }
     migrated = run_mlq("db", "upgrade", env=env)
     assert migrated.returncode == 0, migrated.stderr
+    registered = run_mlq("train", env=env)  # the trained bundles, registered: no training
+    assert registered.returncode == 0, registered.stderr
     app = Celery("tls")
     app.config_from_object("celeryconfig")
     app.conf.update(broker_url=env["MLQ_BROKER_URL"], result_backend=env["MLQ_RESULT_BACKEND"])

@@ -1,36 +1,53 @@
-"""A worker refuses to start on a model file that does not match its manifest."""
+"""A worker refuses a model whose file fails its hash, and one without its database."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
+from producer import Client
 from producer.local_processes import LocalWorker, WorkerStartError
+from shared.contracts import EXAMPLE_RECORD
+from shared.db.engine import session_scope
+from shared.db.models import ModelBlobChunk
+from shared.registry import select_algorithm
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_tampered_model_stops_the_worker_with_a_clear_error(
-    database: str, artifacts_dir: Path, tmp_path: Path, redis_client: object
+def test_a_tampered_model_in_the_store_is_refused_and_the_rest_served(
+    clean_db: str, tmp_path: Path, redis_client: object
 ) -> None:
-    copy = tmp_path / "artifacts"
-    shutil.copytree(artifacts_dir, copy)
-    model = next(copy.glob("*/random_forest-*/model.joblib"))
-    model.write_bytes(model.read_bytes()[:-10] + b"tampered!!")
-    worker = LocalWorker(
-        log_path=tmp_path / "worker.log", env={"MLQ_ARTIFACTS_DIR": str(copy)}, name="tampered"
-    )
-    with pytest.raises(WorkerStartError, match="exited with code 1"):
-        worker.start(timeout=60)
-    log = (tmp_path / "worker.log").read_text()
-    assert "does not match its manifest" in log
-    assert "refusing to load it" in log
+    with session_scope() as session:
+        production = select_algorithm(session, endpoint="income_classifier")
+        sha = production.serving_sha256
+        where = (ModelBlobChunk.sha256 == sha, ModelBlobChunk.seq == 0)
+        original = session.execute(select(ModelBlobChunk.data).where(*where)).scalar_one()
+        session.execute(
+            update(ModelBlobChunk).where(*where).values(data=original[:-10] + b"tampered!!")
+        )
+    try:
+        # An empty cache: the worker must fetch every model from the store, and check it.
+        env = {"MLQ_MODEL_CACHE": str(tmp_path / "cache")}
+        with LocalWorker(log_path=tmp_path / "worker.log", env=env, name="tampered"):
+            client = Client()
+            refused = client.result(client.predict(EXAMPLE_RECORD), timeout=60)
+            served = client.result(client.predict(EXAMPLE_RECORD, status="testing"), timeout=60)
+        log = (tmp_path / "worker.log").read_text()
+        assert "does not match its hash" in log and "refusing it" in log
+        assert refused["status"] == "ERROR" and refused["error"]["code"] == "artifact"
+        assert served["status"] == "OK" and served["algorithm"]["name"] == "extra trees"
+        assert not (tmp_path / "cache" / str(sha)).exists()
+    finally:
+        with session_scope() as session:
+            session.execute(update(ModelBlobChunk).where(*where).values(data=original))
 
 
 def test_a_worker_whose_database_is_down_does_not_serve(
-    database: str, artifacts_dir: Path, tmp_path: Path, redis_client: object
+    database: str, tmp_path: Path, redis_client: object, builtin_bundles: list[tuple[str, Any]]
 ) -> None:
     worker = LocalWorker(
         log_path=tmp_path / "worker.log",
