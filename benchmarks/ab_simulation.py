@@ -208,17 +208,21 @@ def print_results(run: Run, agreement: float) -> None:
 
 def measure_agreement() -> float:
     """Train the income models as the tutorial does and measure how often they agree."""
-    from workers.features import TARGET, FeatureSchema
-    from workers.training import TUTORIAL_ALGORITHMS, split_adult
+    from workers.training import (
+        TARGET,
+        TUTORIAL_ALGORITHMS,
+        categorical_columns,
+        income_pipeline,
+        split_adult,
+    )
 
     split = split_adult()
-    schema = FeatureSchema.fit(split.train, domain=split.everything)
-    train, held_out = schema.transform(split.train), schema.transform(split.test)
+    train, held_out = split.train.drop(columns=[TARGET]), split.test.drop(columns=[TARGET])
     truth = split.test[TARGET].to_numpy()
     predictions = {}
     for spec in TUTORIAL_ALGORITHMS:
-        model = spec.make_estimator()
-        model.set_params(n_jobs=2)
+        model = income_pipeline(spec.make_estimator(), categorical_columns(split.train))
+        model.set_params(classify__n_jobs=2)
         model.fit(train, split.train[TARGET].to_numpy())
         predictions[spec.name] = model.predict(held_out)
     first, second = predictions.values()

@@ -14,8 +14,8 @@ Usage::
   records), no queue, no Celery.
 - end to end: `Client.submit_batch` to a worker with 2 processes, timed from the first
   record sent until the database holds a row for every record.
-- tutorial way, on a sample, in this process: per record a one-row DataFrame, the mode
-  fill and label encoders, scikit-learn's predict_proba, one INSERT and COMMIT. It skips
+- tutorial way, on a sample, in this process: per record a one-row DataFrame, the
+  model's own encoders and scikit-learn's predict_proba, one INSERT and COMMIT. It skips
   the tutorial's HTTP (and our queue), so it flatters the tutorial.
 """
 
@@ -44,14 +44,30 @@ def truncate_requests() -> None:
         connection.execute(text("TRUNCATE ml_request, batch"))
 
 
+def served_model(status: str) -> Any:
+    """The built-in model a worker would serve for ``status``, loaded as a worker loads it."""
+    from shared.registry import select_algorithm
+    from workers.model_cache import ModelCache
+    from workers.model_store import ModelStore
+
+    settings = get_settings()
+    assert settings.model_cache is not None
+    with session_scope() as session:
+        algorithm = select_algorithm(session, endpoint=DEFAULT_ENDPOINT, status=status)
+    return ModelStore(ModelCache(settings.model_cache)).get(algorithm)
+
+
 def ceiling(records: list[dict[str, Any]], status: str) -> float:
     from shared.registry_cache import RegistryCache
     from workers.batch_serving import serve_chunk
+    from workers.model_cache import ModelCache
     from workers.model_store import ModelStore
 
-    registry = RegistryCache(get_settings().registry_cache_s)
-    store = ModelStore()
-    store.load_all(get_settings().artifacts_dir)
+    settings = get_settings()
+    assert settings.model_cache is not None
+    registry = RegistryCache(settings.registry_cache_s)
+    store = ModelStore(ModelCache(settings.model_cache))
+    served_model(status)  # the model file fetched into the cache: not timed
     batch_id = uuid.uuid4().hex
     started = time.perf_counter()
     for start in range(0, len(records), CEILING_CHUNK):
@@ -69,14 +85,7 @@ def ceiling(records: list[dict[str, Any]], status: str) -> float:
 
 def lean_ceiling(records: list[dict[str, Any]], status: str) -> float:
     """The least the work can be: predict and COPY (id, label, probability) to a temp table."""
-    import numpy as np
-
-    from workers.model_store import ModelStore
-
-    store = ModelStore()
-    store.load_all(get_settings().artifacts_dir)
-    name = next(n for n, s in ALGORITHMS.items() if s == status)
-    model = store.get(DEFAULT_ENDPOINT, name, "0.0.1")
+    model = served_model(status)
     started = time.perf_counter()
     with session_scope() as session:
         cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -85,19 +94,25 @@ def lean_ceiling(records: list[dict[str, Any]], status: str) -> float:
         )
         for start in range(0, len(records), CEILING_CHUNK):
             chunk = model.schema.validate_many(records[start : start + CEILING_CHUNK])
-            proba = model.predict_proba(model.schema.transform(chunk.frame))
-            best = proba.argmax(axis=1)
-            labels = np.asarray(model.classes)[best]
+            prediction = model.predictor.predict(chunk.columns)
+            best = prediction.probabilities.max(axis=1)
             with cursor.copy("COPY lean (id, label, probability) FROM STDIN") as copy:
-                for i, (label, p) in enumerate(zip(labels, proba.max(axis=1), strict=True)):
+                for i, (label, p) in enumerate(zip(prediction.labels, best, strict=True)):
                     copy.write_row((f"lean:{start + i}", label, float(p)))
     return len(records) / (time.perf_counter() - started)
 
 
-def end_to_end(records: list[dict[str, Any]], status: str, chunk_size: int) -> float:
+def end_to_end(
+    records: list[dict[str, Any]],
+    status: str | None,
+    chunk_size: int,
+    endpoint: str = DEFAULT_ENDPOINT,
+) -> float:
     client = Client()
     started = time.perf_counter()
-    submission = client.submit_batch(records, status=status, chunk_size=chunk_size)
+    submission = client.submit_batch(
+        records, endpoint=endpoint, status=status, chunk_size=chunk_size
+    )
     while True:
         with session_scope() as session:
             progress = batch_progress(session, batch_id=submission.batch_id)
@@ -111,30 +126,21 @@ def end_to_end(records: list[dict[str, Any]], status: str, chunk_size: int) -> f
 
 
 def tutorial_way(records: list[dict[str, Any]]) -> float:
+    """Per record: a one-row DataFrame, scikit-learn's predict_proba on the pipeline (its
+    encoders included), one INSERT and COMMIT."""
     import pandas as pd
-    from sklearn.preprocessing import LabelEncoder
     from sqlalchemy.orm import Session
 
     from shared.db.models import MLRequest
-    from workers.artifacts import artifact_dir, read_artifact
-    from workers.features import CATEGORICAL, TARGET, read_adult
-    from workers.model_store import load_estimator
-    from workers.training import ADULT_DATA, split_adult
+    from workers.bundles import Bundle, bundle_dir
+    from workers.model_files import load_estimator
 
-    everything = read_adult(ADULT_DATA)
-    encoders = {c: LabelEncoder().fit(everything[c]) for c in CATEGORICAL}
-    modes = split_adult().train.mode().iloc[0]
-    folder = artifact_dir(get_settings().artifacts_dir, DEFAULT_ENDPOINT, "random forest", "0.0.1")
-    estimator = load_estimator(read_artifact(folder))
-    columns = [c for c in everything.columns if c != TARGET]
+    folder = bundle_dir(get_settings().artifacts_dir, DEFAULT_ENDPOINT, "random forest", "0.0.1")
+    estimator = load_estimator(Bundle.load(folder).source, "pickle")
     engine = get_engine()
     started = time.perf_counter()
     for record in records:
-        frame = pd.DataFrame(record, index=[0])
-        frame = frame.fillna(modes)
-        for column in CATEGORICAL:
-            frame[column] = encoders[column].transform(frame[column])
-        proba = estimator.predict_proba(frame[columns].to_numpy(dtype="float32"))[0]
+        proba = estimator.predict_proba(pd.DataFrame(record, index=[0]))[0]
         label = ">50K" if proba[1] > 0.5 else "<=50K"
         with Session(engine) as session:
             session.add(

@@ -41,11 +41,10 @@ from shared.contracts import QUEUES  # noqa: E402
 
 def fresh_database() -> None:
     """Drop and recreate the benchmark database, migrate it, train and register models."""
-    from shared.db.engine import get_engine, session_scope
+    from shared.db.engine import get_engine
     from shared.db.migrate import upgrade
-    from shared.registry import register_artifacts
     from shared.settings import get_settings
-    from workers.training import train_missing
+    from workers.training import register_builtin, train_missing
 
     get_engine().dispose()
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -56,9 +55,7 @@ def fresh_database() -> None:
     for db in REDIS_DBS:
         redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
     upgrade()
-    artifacts = train_missing(get_settings().artifacts_dir)
-    with session_scope() as session:
-        register_artifacts(session, (artifact for artifact, _ in artifacts), created_by="benchmark")
+    register_builtin(train_missing(get_settings().artifacts_dir), created_by="benchmark")
 
 
 def drop_database() -> None:
@@ -88,8 +85,7 @@ def worker(name: str, concurrency: int, queues: tuple[str, ...] = QUEUES) -> Ite
 
 def adult_records(count: int) -> list[dict[str, Any]]:
     """``count`` records of the Adult data (cycled), as a producer would send them."""
-    from workers.features import TARGET, read_adult
-    from workers.training import ADULT_DATA
+    from workers.training import ADULT_DATA, TARGET, read_adult
 
     rows = read_adult(ADULT_DATA).drop(columns=[TARGET]).to_dict("records")
     return [rows[i % len(rows)] for i in range(count)]

@@ -112,8 +112,7 @@ class Soak:
 
 def held_out_records() -> list[dict[str, Any]]:
     """The tutorial's held-out test split, without its label: records no model trained on."""
-    from workers.features import TARGET
-    from workers.training import split_adult
+    from workers.training import TARGET, split_adult
 
     records: list[dict[str, Any]] = split_adult().test.drop(columns=[TARGET]).to_dict("records")
     return records

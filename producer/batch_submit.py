@@ -20,12 +20,14 @@ from shared.contracts import (
     DEFAULT_ENDPOINT,
     MAX_BATCH_ID_LENGTH,
     MAX_ENDPOINT_LENGTH,
+    QUEUE_BATCH,
     TASK_PREDICT_BATCH,
     key_problem,
 )
 from shared.db.batches import batch_progress, create_batch, finish_submission
 from shared.db.engine import session_scope
 from shared.errors import InvalidRequestError
+from shared.queues import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class BatchesMixin(ClientBase):
                 source=source,
             )
         sent = 0
+        queue = queue_for(QUEUE_BATCH, endpoint)
         for chunk in itertools.chain([first], chunks):
             kwargs: dict[str, Any] = {
                 "batch_id": batch_id,
@@ -87,7 +90,11 @@ class BatchesMixin(ClientBase):
             }
             try:
                 send_task(
-                    self.app, TASK_PREDICT_BATCH, kwargs=kwargs, task_id=f"{batch_id}:chunk:{sent}"
+                    self.app,
+                    TASK_PREDICT_BATCH,
+                    kwargs=kwargs,
+                    task_id=f"{batch_id}:chunk:{sent}",
+                    queue=queue,
                 )
             except EncodeError:
                 raise BatchSubmitError(

@@ -36,7 +36,10 @@ class WorkerStartError(MlqError):
     code = "worker_start"
 
 
-def worker_command(*, concurrency: int, hostname: str, queues: tuple[str, ...]) -> list[str]:
+def worker_command(
+    *, concurrency: int, hostname: str, queues: tuple[str, ...], endpoints: tuple[str, ...] = ()
+) -> list[str]:
+    limited = [f"--endpoints={','.join(endpoints)}"] if endpoints else []
     return [
         "celery",
         "-A",
@@ -48,6 +51,7 @@ def worker_command(*, concurrency: int, hostname: str, queues: tuple[str, ...]) 
         f"--queues={','.join(queues)}",
         "--without-gossip",
         "--without-mingle",
+        *limited,
     ]
 
 
@@ -149,13 +153,17 @@ class LocalWorker(LocalProcess):
         env: dict[str, str] | None = None,
         name: str = "local",
         app: Celery | None = None,
+        endpoints: tuple[str, ...] = (),
     ) -> None:
         self.app = app or default_app
         # A queue only this worker consumes: readiness is proven through it, so another
         # worker on the same broker cannot answer for this one.
         self.private_queue = f"{PRIVATE_QUEUE_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         command = worker_command(
-            concurrency=concurrency, hostname=f"{name}@%h", queues=(*queues, self.private_queue)
+            concurrency=concurrency,
+            hostname=f"{name}@%h",
+            queues=(*queues, self.private_queue),
+            endpoints=endpoints,
         )
         super().__init__(command, log_path=log_path, env=env)
         self._probe: AsyncResult | None = None

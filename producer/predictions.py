@@ -21,6 +21,7 @@ from shared.contracts import (
     ISSUED_STATE,
     MAX_ENDPOINT_LENGTH,
     MAX_REQUEST_ID_LENGTH,
+    QUEUE_PREDICT,
     STATUS_ERROR,
     STATUS_QUEUED,
     STATUS_RUNNING,
@@ -33,6 +34,7 @@ from shared.db.batches import holds_position
 from shared.db.engine import session_scope
 from shared.db.requests import get_response
 from shared.errors import InvalidRecordError, InvalidRequestError, UnknownRequestError
+from shared.queues import queue_for
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,8 @@ class PredictionsMixin(ClientBase):
             # Before sending: written later, the mark could overwrite a finished result.
             self.app.backend.store_result(request_id, None, ISSUED_STATE)
         try:
-            send_task(self.app, TASK_PREDICT, kwargs=kwargs, task_id=request_id)
+            queue = queue_for(QUEUE_PREDICT, endpoint)
+            send_task(self.app, TASK_PREDICT, kwargs=kwargs, task_id=request_id, queue=queue)
         except Exception as error:
             if not marks_after:
                 with contextlib.suppress(Exception):  # the send's error is the one to report

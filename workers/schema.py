@@ -210,12 +210,12 @@ def _check_number(column: Column, value: object) -> float:
     # NaN or infinite.
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidRecordError(column.name, f"{value} is not a finite number")
-    if column.type == "integer" and isinstance(value, float) and not value.is_integer():
-        raise InvalidRecordError(column.name, f"expected a whole number, got {short(value)}")
     low = -math.inf if column.minimum is None else column.minimum
     high = math.inf if column.maximum is None else column.maximum
     if not low <= value <= high:
         raise InvalidRecordError(column.name, f"{short(value)} is out of range [{low:g}, {high:g}]")
+    if column.type == "integer" and isinstance(value, float) and not value.is_integer():
+        raise InvalidRecordError(column.name, f"expected a whole number, got {short(value)}")
     return float(value)
 
 

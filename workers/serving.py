@@ -82,6 +82,8 @@ def serve_group(
         assert isinstance(raw, dict) and isinstance(request_id, str)
         key = raw.get("assignment_key") or request_id
         keyed.append((i, Item(request_id, raw.get("record"), str(key))))
+    if not keyed:
+        return [answers[i] for i in range(len(items))]
     try:
         scored = score_items(
             store,

@@ -14,7 +14,8 @@ from producer.cli.output import emit
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def stats(window: str, endpoint: str | None, as_json: bool) -> None:
     """Per endpoint and algorithm over a time window: requests, errors, latency
-    p50/p95/p99 (worker time per record, ms), labelled requests and their accuracy.
+    p50/p95/p99 (worker time per record, ms), labelled requests and their accuracy (a
+    regressor's mean absolute error, MAE, and in --json its RMSE).
 
     \b
         mlq stats --window 24h
@@ -42,6 +43,7 @@ def stats(window: str, endpoint: str | None, as_json: bool) -> None:
         "latency_p99_ms",
         "labelled",
         "accuracy",
+        "mae",
     )
     headers = (
         "endpoint",
@@ -54,6 +56,7 @@ def stats(window: str, endpoint: str | None, as_json: bool) -> None:
         "p99 ms",
         "labelled",
         "accuracy",
+        "MAE",
     )
     table = [headers] + [tuple("-" if r[c] is None else str(r[c]) for c in columns) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(headers))]

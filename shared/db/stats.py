@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from shared.db.dialect import dialect_name
@@ -20,9 +21,17 @@ def serving_stats(
     session: Session, *, since: datetime, endpoint: str | None = None
 ) -> list[dict[str, Any]]:
     """Per (endpoint, algorithm): requests, errors, latency p50/p95/p99 (ms), labelled
-    requests and accuracy over them. Requests no algorithm could serve count under
-    algorithm null."""
+    requests and, over them, a classifier's accuracy or a regressor's mean absolute and
+    root mean squared error (its feedback is the true value). Requests no algorithm
+    could serve count under algorithm null."""
     labelled = and_(MLRequest.status == "OK", Feedback.label.is_not(None))
+    # A regressor's rows carry a value; its labels are numbers (checked when given).
+    error = case(
+        (
+            and_(labelled, MLRequest.value.is_not(None)),
+            cast(Feedback.label, Float) - MLRequest.value,
+        )
+    )
     postgres = dialect_name(session) == "postgresql"
     percentiles = (
         [func.percentile_cont(q).within_group(MLRequest.latency_ms) for q in PERCENTILES]
@@ -37,6 +46,9 @@ def serving_stats(
             func.count().filter(MLRequest.status == "ERROR"),
             func.count().filter(labelled),
             func.sum(case((and_(labelled, Feedback.label == MLRequest.label), 1), else_=0)),
+            func.count(error),
+            func.avg(func.abs(error)),
+            func.avg(error * error),
             *percentiles,
         )
         .outerjoin(MLAlgorithm, MLAlgorithm.id == MLRequest.algorithm_id)
@@ -53,7 +65,8 @@ def serving_stats(
     for row in rows:
         name, version = row[1], row[2]
         requests, errors, labelled_count, correct = row[3], row[4], row[5], int(row[6] or 0)
-        quantiles = list(row[7:]) if postgres else _quantiles(latencies[(row[0], name, version)])
+        regression, mae, mse = row[7], row[8], row[9]
+        quantiles = list(row[10:]) if postgres else _quantiles(latencies[(row[0], name, version)])
         stats.append(
             {
                 "endpoint": row[0],
@@ -65,7 +78,11 @@ def serving_stats(
                 "latency_p95_ms": _round(quantiles[1]),
                 "latency_p99_ms": _round(quantiles[2]),
                 "labelled": labelled_count,
-                "accuracy": round(correct / labelled_count, 4) if labelled_count else None,
+                "accuracy": round(correct / labelled_count, 4)
+                if labelled_count and not regression
+                else None,
+                "mae": _round(mae) if regression else None,
+                "rmse": _round(math.sqrt(mse)) if regression else None,
             }
         )
     return stats

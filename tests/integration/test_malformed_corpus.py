@@ -132,7 +132,7 @@ RECORDS: list[tuple[str, Any, str | None, str]] = [
     ("an object for a number", with_(fnlwgt={"value": 1}), "fnlwgt", "got an object"),
     ("a number for a category", with_(workclass=3), "workclass", "expected a string, got a number"),
     ("an object for a category", with_(race={"name": "White"}), "race", "got an object"),
-    ("null for a category", with_(occupation=None), "occupation", "is null; send '?'"),
+    ("null for a category", with_(occupation=None), "occupation", "is null; a string is required"),
     ("NaN for a category", with_(race=math.nan), "race", "expected a string, got a number nan"),
     ("an age above 130", with_(age=130.5), "age", "130.5 is out of range [0, 130]"),
     ("fnlwgt above 1e8", with_(fnlwgt=1e9), "fnlwgt", "out of range [0, 1e+08]"),
@@ -542,7 +542,7 @@ def test_a_dataframe_with_missing_values_names_them(serving: Client) -> None:
     rows = wait_rows(3)
     assert rows[0].status == "OK"
     assert_error_row(rows[1], "invalid_record", "age", "is null; a number is required")
-    assert_error_row(rows[2], "invalid_record", "workclass", "is null; send '?'")
+    assert_error_row(rows[2], "invalid_record", "workclass", "is null; a string is required")
 
 
 def wait_rows(count: int, timeout: float = 30) -> list[MLRequest]:
@@ -741,7 +741,7 @@ REFUSED_FILES: list[tuple[str, str, bytes, dict[str, str], str]] = [
         "one.csv",
         csv_bytes(LINE),
         {"MLQ_MAX_BATCH_RECORDS": "many"},
-        "MLQ_MAX_BATCH_RECORDS='many' must be a whole number of records",
+        "MLQ_MAX_BATCH_RECORDS='many' must be a whole number",
     ),
 ]
 

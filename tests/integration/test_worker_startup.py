@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from producer import Client
 from producer.local_processes import LocalWorker, WorkerStartError
-from shared.contracts import EXAMPLE_RECORD
+from shared.celery_app import app
+from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT
 from shared.db.engine import session_scope
 from shared.db.models import ModelBlobChunk
 from shared.registry import select_algorithm
@@ -32,10 +32,14 @@ def test_a_tampered_model_in_the_store_is_refused_and_the_rest_served(
     try:
         # An empty cache: the worker must fetch every model from the store, and check it.
         env = {"MLQ_MODEL_CACHE": str(tmp_path / "cache")}
-        with LocalWorker(log_path=tmp_path / "worker.log", env=env, name="tampered"):
-            client = Client()
-            refused = client.result(client.predict(EXAMPLE_RECORD), timeout=60)
-            served = client.result(client.predict(EXAMPLE_RECORD, status="testing"), timeout=60)
+        with LocalWorker(log_path=tmp_path / "worker.log", env=env, name="tampered") as worker:
+            # Through a queue only this worker consumes (the suite's worker holds the models).
+            def ask(**selection: str) -> Any:
+                kwargs = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier", **selection}
+                sent = app.send_task(TASK_PREDICT, kwargs=kwargs, queue=worker.private_queue)
+                return sent.get(timeout=60)
+
+            refused, served = ask(), ask(status="testing")
         log = (tmp_path / "worker.log").read_text()
         assert "does not match its hash" in log and "refusing it" in log
         assert refused["status"] == "ERROR" and refused["error"]["code"] == "artifact"

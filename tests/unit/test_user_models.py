@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
+from examples.user_models import diabetes, iris, log_scaled_iris, relationship
 from shared.errors import ConfigurationError, InvalidRecordError
-from tests.user_models import diabetes, iris, log_scaled_iris, relationship
 from workers.bundles import Bundle
 from workers.model_files import dump_estimator, load_estimator, read_model_file
 from workers.predictors import OnnxPredictor, Prediction, SklearnPredictor
