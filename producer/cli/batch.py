@@ -130,25 +130,23 @@ def submit(
     from producer.client import Client
 
     ignored = _column_names(ignore_columns)
-    require_endpoint(endpoint)
     handle, records = open_records(path, fmt, columns=BatchColumns(id_column, ignored))
-    # Read the first record before printing an id: an unreadable or empty file fails here.
-    first = next(records, None)
-    if first is None:
-        handle.close()
-        raise BatchInputError(f"{path} holds no records")
-    records = itertools.chain([first], records)
-    batch_id = batch_id or uuid.uuid4().hex
-    if wants_json():
-        say(f"batch {batch_id}")
-    else:
-        click.echo(batch_id)
-        sys.stdout.flush()
-    started = time.monotonic()
-    client = Client()
     with handle:
+        require_endpoint(endpoint)
+        # Read the first record before printing an id: an empty file fails here.
+        first = next(records, None)
+        if first is None:
+            raise BatchInputError(f"{path} holds no records")
+        batch_id = batch_id or uuid.uuid4().hex
+        if wants_json():
+            say(f"batch {batch_id}")
+        else:
+            click.echo(batch_id)
+            sys.stdout.flush()
+        started = time.monotonic()
+        client = Client()
         submission = client.submit_batch(
-            records,
+            itertools.chain([first], records),
             endpoint=endpoint,
             status=status,
             version=algorithm_version,

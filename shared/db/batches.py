@@ -3,7 +3,8 @@ and results in input order. All from the database, so they outlive the result ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,6 +153,13 @@ def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterat
     )
     # Both streams are in position order: the ids are merged in as positions go by.
     ids = iter_external_ids(session, batch_id=batch_id)
+    with closing(ids), rows:
+        yield from _merged(batch_id, total, rows, ids)
+
+
+def _merged(
+    batch_id: str, total: int, rows: Iterable[Any], ids: Iterator[tuple[int, str]]
+) -> Iterator[tuple[Any, ...]]:
     next_id = next(ids, None)
 
     def external_id(position: int) -> str | None:

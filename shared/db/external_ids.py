@@ -3,7 +3,7 @@ it sends each chunk and read back, in position order, with the batch's results."
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,11 +30,14 @@ def record_external_ids(
         session.execute(statement, rows)
 
 
-def iter_external_ids(session: Session, *, batch_id: str) -> Iterator[tuple[int, str]]:
+def iter_external_ids(session: Session, *, batch_id: str) -> Generator[tuple[int, str]]:
     """(position, id) of a batch's records that have one, in position order."""
-    yield from session.execute(
+    rows = session.execute(
         select(BatchExternalId.position, BatchExternalId.external_id)
         .where(BatchExternalId.batch_id == batch_id)
         .order_by(BatchExternalId.position)
         .execution_options(yield_per=5000)
-    ).tuples()
+    )
+    # Closed even when the reader stops early: PostgreSQL streams it from a server cursor.
+    with rows:
+        yield from rows

@@ -43,10 +43,15 @@ def redis_client() -> Iterator[redis.Redis]:
         client.ping()
     except redis.RedisError as error:
         _unavailable("Redis", error)
-    # This run owns its two Redis databases: start them empty.
+    # This run owns its two Redis databases: start them empty, and leave them so (after
+    # every fixture that depends on this one, the worker included, has stopped).
+    backend = redis.Redis.from_url(f"{REDIS_URL}/{BACKEND_DB}")
     client.flushdb()
-    redis.Redis.from_url(f"{REDIS_URL}/{BACKEND_DB}").flushdb()
+    backend.flushdb()
     yield client
+    client.flushdb()
+    backend.flushdb()
+    backend.close()
     client.close()
 
 
