@@ -83,6 +83,7 @@ TABLES = (
     "ml_request",
     "feedback",
     "batch",
+    "batch_external_id",
     "ab_test",
     "ml_algorithm_status",
     "ml_algorithm",

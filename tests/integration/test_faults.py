@@ -354,6 +354,9 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
     assert "tried for 2 s (MLQ_SEND_TIMEOUT)" in last_line
     assert "Traceback" not in single.stderr
     assert took < 10
+    # A batch's endpoint is checked in the registry before anything is sent: register
+    # the models as compose's one-shot step does (no worker has started on this stack).
+    assert stack.mlq("train").returncode == 0
     batch = stack.mlq("batch", "submit", str(records_csv), "--batch-id", "unreachable")
     assert batch.returncode == 5
     assert "sending stopped after 0 records" in batch.stderr

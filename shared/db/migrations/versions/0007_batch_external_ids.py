@@ -22,7 +22,6 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.String(length=64), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('external_id', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], name=op.f('fk_batch_external_id_batch_id_batch'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('batch_id', 'position', name=op.f('pk_batch_external_id'))
     )
 
