@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kombu.exceptions import EncodeError
 from kombu.utils.json import dumps as json_dumps
 
 from producer.base import ClientBase
+from producer.batch_columns import BatchColumns
 from producer.batch_input import BatchInputError, checked_chunks
 from producer.batches import BatchSubmission, BatchSubmitError, UnknownBatchError
 from producer.sending import send_task
@@ -26,6 +27,7 @@ from shared.contracts import (
 )
 from shared.db.batches import batch_progress, create_batch, finish_submission
 from shared.db.engine import session_scope
+from shared.db.external_ids import record_external_ids
 from shared.errors import InvalidRequestError
 from shared.queues import queue_for
 
@@ -44,13 +46,17 @@ class BatchesMixin(ClientBase):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         source: str | None = None,
         on_sent: Callable[[int], None] | None = None,
+        id_column: str | None = None,
+        ignore_columns: Sequence[str] = (),
     ) -> BatchSubmission:
         """Send many records (a DataFrame or any iterable of records) in chunks.
 
         Returns the batch id and the request id of every record, in input order. The
         input is streamed: only one chunk is held at a time. ``on_sent`` is called with
         the number of records sent so far after every chunk. Submitting again with the
-        same ``batch_id`` and input writes nothing twice.
+        same ``batch_id`` and input writes nothing twice. ``id_column`` names a field
+        holding the caller's own id of each record: kept here, not sent, and given back
+        by ``mlq batch results``; ``ignore_columns`` are dropped before sending.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -62,7 +68,8 @@ class BatchesMixin(ClientBase):
             if problem:
                 raise InvalidRequestError(argument, problem)
         # Checked against MLQ_MAX_BATCH_RECORDS and MLQ_MAX_RECORD_BYTES chunk by chunk.
-        chunks = checked_chunks(records, chunk_size, batch_id)
+        columns = BatchColumns(id_column, ignore_columns)
+        chunks = checked_chunks(records, chunk_size, batch_id, columns)
         # Read the first chunk before recording the batch: input that cannot be read, or
         # holds nothing, must not leave a batch that waits for records forever.
         first = next(chunks, None)
@@ -88,6 +95,10 @@ class BatchesMixin(ClientBase):
                 "status": status,
                 "version": version,
             }
+            if id_column is not None:
+                with session_scope() as session:
+                    ids = columns.take_ids(len(chunk))
+                    record_external_ids(session, batch_id=batch_id, start=sent, ids=ids)
             try:
                 send_task(
                     self.app,

@@ -47,6 +47,12 @@ class RequestIds(Sequence[str]):
         return batch_request_id(self.batch_id, index)
 
 
+class BatchInputError(MlqError):
+    """The batch input cannot be read, or does not fit what it is sent to."""
+
+    code = "batch_input"
+
+
 class BatchSubmitError(MlqError):
     """Sending a batch stopped part way."""
 

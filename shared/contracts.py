@@ -1,8 +1,8 @@
 """Every task name, queue name and payload shape, in one place.
 
 Producers send tasks by these names with plain JSON keyword arguments, so a producer
-in any language (or Flower's HTTP API) can send them. The README's task reference is
-written from this module; keep the two in step.
+in any language (or Flower's HTTP API) can send them. docs/tasks.md is written from
+this module; keep the two in step (tests/unit/test_docs.py checks every name is there).
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def _variable(field: str) -> str:
     return (info.alias if info and info.alias else f"MLQ_{field.upper()}") if info else field
 
 
-# pydantic's error types, said as the README says them.
+# pydantic's error types, said as docs/configuration.md says them.
 _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",

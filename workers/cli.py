@@ -9,14 +9,11 @@ Usage::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-
-def _done(payload: dict[str, object], as_json: bool, line: str) -> None:
-    click.echo(json.dumps(payload, indent=2, default=str) if as_json else line)
+from shared.cli_output import emit, json_option, say
 
 
 @click.command()
@@ -34,8 +31,8 @@ def _done(payload: dict[str, object], as_json: bool, line: str) -> None:
     help="Register as this version (default 0.0.1). Needed when other data or code gives "
     "another model: a version names one artifact forever.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def train(force: bool, data: Path | None, version: str | None, as_json: bool) -> None:
+@json_option
+def train(force: bool, data: Path | None, version: str | None) -> None:
     """Train the tutorial's random forest and extra trees and register them.
 
     \b
@@ -53,21 +50,19 @@ def train(force: bool, data: Path | None, version: str | None, as_json: bool) ->
         force=force or data is not None,
         data_path=data or ADULT_DATA,
         version=version,
-        on_start=lambda spec: click.echo(f"training {spec.name} ...", err=True),
+        on_start=lambda spec: say(f"training {spec.name} ..."),
     )
     registered = register_builtin(trained, created_by="mlq train")
-    report = []
+    report, lines = [], []
     for (_, bundle, fresh), (info, created) in zip(trained, registered, strict=True):
         report.append({**info.as_dict(), "trained": fresh, "registered": created})
-        if not as_json:
-            click.echo(
-                f"{info.name} {info.version}: {'trained' if fresh else 'up to date'}, "
-                f"{'registered' if created else 'already registered'} as {info.status}, "
-                f"held-out accuracy {bundle.manifest['metrics']['accuracy']:.4f}, "
-                f"sha256 {(info.artifact_sha256 or '')[:12]}"
-            )
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        lines.append(
+            f"{info.name} {info.version}: {'trained' if fresh else 'up to date'}, "
+            f"{'registered' if created else 'already registered'} as {info.status}, "
+            f"held-out accuracy {bundle.manifest['metrics']['accuracy']:.4f}, "
+            f"sha256 {(info.artifact_sha256 or '')[:12]}"
+        )
+    emit(report, "\n".join(lines))
 
 
 @click.command("add")
@@ -101,7 +96,7 @@ def train(force: bool, data: Path | None, version: str | None, as_json: bool) ->
     help="Refuse nulls in columns the sample has none in, instead of filling them.",
 )
 @click.option("--reason", default="", help="Why, for the status history.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 def models_add(
     model_file: Path,
     endpoint: str,
@@ -113,7 +108,6 @@ def models_add(
     trust_pickle: bool,
     refuse_missing: bool,
     reason: str,
-    as_json: bool,
 ) -> None:
     """Register a fitted scikit-learn model (estimator or pipeline, classifier or
     regressor); every running worker serves it within seconds, no restart.
@@ -130,7 +124,7 @@ def models_add(
 
     require_current_schema()
     estimator, source, source_format = read_model_file(model_file, trust_pickle=trust_pickle)
-    click.echo(f"checking {model_file.name} on {sample.name} ...", err=True)
+    say(f"checking {model_file.name} on {sample.name} ...")
     bundle = build_bundle(
         estimator,
         source=source,
@@ -147,9 +141,8 @@ def models_add(
     )
     runtime = info.runtime + (f" ({info.runtime_note})" if info.runtime_note else "")
     outcome = "registered" if created else "already registered (the same file)"
-    _done(
+    emit(
         {**info.as_dict(), "created": created},
-        as_json,
         f"{endpoint} {name} {version}: {outcome} as {info.status}, served by {runtime}, "
         f"sha256 {(info.artifact_sha256 or '')[:12]}",
     )

@@ -10,24 +10,39 @@ Usage::
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
-from producer.cli.output import emit
+from producer.cli.durations import DURATION
+from shared.cli_output import emit, json_option, key_values, say, table
 from shared.contracts import DECISION_RULES, DEFAULT_ENDPOINT, RULE_SIGNIFICANCE
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TEST_COLUMNS = (
+    ("id", "id"),
+    ("title", "title"),
+    ("created_at", "created"),
+    ("ends_at", "ends"),
+    ("ended_at", "ended"),
+    ("result", "result"),
+)
 
 
-def parse_duration(text: str) -> timedelta:
-    """'90' or '90s', '30m', '2h', '1d'."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration like 45s, 30m, 2h or 1d")
-    return timedelta(seconds=float(match[1]) * UNITS[match[2] or "s"])
+def human_test(test: Mapping[str, Any]) -> str:
+    """The test's times, and the decision: how it ended, or what ending now would decide."""
+    shown = {
+        key: test[key]
+        for key in ("id", "title", "created_at", "ends_at", "ended_at", "ended_by")
+        if key in test
+    }
+    decision = test.get("summary") or test.get("live")
+    if decision:
+        label = "result" if test.get("summary") else "if ended now"
+        shown[label] = decision.get("text")
+    return key_values(shown)
 
 
 @click.group()
@@ -39,7 +54,9 @@ def ab() -> None:
 @click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True)
 @click.option("--a", "a", required=True, help="The control: the endpoint's production algorithm.")
 @click.option("--b", "b", required=True, help="The challenger.")
-@click.option("--duration", required=True, help="How long it runs: 45s, 30m, 2h, 1d.")
+@click.option(
+    "--duration", type=DURATION, required=True, help="How long it runs: 45s, 30m, 2h, 1d."
+)
 @click.option("--split", default=0.5, show_default=True, help="Share of traffic for B.")
 @click.option(
     "--min-labelled",
@@ -57,11 +74,12 @@ def ab() -> None:
     help="higher_accuracy is the tutorial's rule (no test of chance).",
 )
 @click.option("--title", default=None)
+@json_option
 def start(
     endpoint: str,
     a: str,
     b: str,
-    duration: str,
+    duration: timedelta,
     split: float,
     min_labelled: int,
     alpha: float,
@@ -76,7 +94,7 @@ def start(
             endpoint=endpoint,
             a=a,
             b=b,
-            duration=parse_duration(duration),
+            duration=duration,
             split=split,
             min_labelled=min_labelled,
             alpha=alpha,
@@ -88,11 +106,13 @@ def start(
 
 
 @ab.command("list")
+@json_option
 def list_command() -> None:
     """Every test, running and ended."""
     from producer.client import Client
 
-    emit(Client().ab_tests())
+    tests = Client().ab_tests()
+    emit(tests, table(tests, TEST_COLUMNS) if tests else "")
 
 
 @ab.command("show")
@@ -102,23 +122,25 @@ def list_command() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a PNG of each arm's accuracy over time with 95% intervals.",
 )
+@json_option
 def show(test_id: int, plot: Path | None) -> None:
     """Live figures per arm (what ending now would decide), or how it ended."""
     from producer.client import Client
 
     figures = Client().ab_report(test_id)
-    emit(figures)
     if plot is not None:
         from producer.ab_plot import plot_timeline
 
         plot_timeline(figures["timeline"], title=figures["title"], path=plot)
-        click.echo(f"wrote {plot}", err=True)
+        say(f"wrote {plot}")
+    emit(figures, human_test)
 
 
 @ab.command("stop")
 @click.argument("test_id", type=int)
+@json_option
 def stop(test_id: int) -> None:
     """Evaluate and end a test now; promote B only if it really won."""
     from producer.client import Client
 
-    emit(Client().stop_ab_test(test_id))
+    emit(Client().stop_ab_test(test_id), human_test)

@@ -2,7 +2,8 @@
 
 Usage::
 
-    mlq batch submit records.csv --endpoint income_classifier --wait
+    mlq batch submit records.csv --endpoint income_classifier --id-column row_id \\
+        --ignore-columns income --wait
     mlq batch status BATCH_ID
     mlq batch results BATCH_ID -o results.csv
 """
@@ -11,17 +12,55 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import sys
 import time
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from producer.cli.output import EXIT_FAILED, EXIT_NOT_FINISHED, emit
-from shared.contracts import DEFAULT_CHUNK_SIZE, DEFAULT_ENDPOINT
+from producer.cli.durations import DURATION
+from shared.cli_output import (
+    EXIT_FAILED,
+    EXIT_NOT_FINISHED,
+    EXIT_OK,
+    emit,
+    json_option,
+    report_error,
+    say,
+    wants_json,
+)
+from shared.contracts import DEFAULT_CHUNK_SIZE, DEFAULT_ENDPOINT, QUEUE_BATCH
 
 POLL_INTERVAL = 0.5
+
+
+def exit_code_for_batch(status: Mapping[str, Any]) -> int:
+    """Not done yet: 3 (whatever failed so far); done with failed records: 1; else 0."""
+    if status["state"] != "done":
+        return EXIT_NOT_FINISHED
+    return EXIT_FAILED if status["failed"] else EXIT_OK
+
+
+def _column_names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
+def require_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint the registry does not know, before a batch exists: a typo
+    would otherwise give every record an error row."""
+    from shared.db.engine import session_scope
+    from shared.errors import UnknownEndpointError
+    from shared.registry import list_endpoints
+
+    with session_scope() as session:
+        known = list_endpoints(session)
+    if endpoint not in known:
+        listed = ", ".join(repr(name) for name in known) or "none yet: run `mlq train`"
+        raise UnknownEndpointError(f"unknown endpoint {endpoint!r} (registered: {listed})")
 
 
 @click.group()
@@ -37,6 +76,18 @@ def batch() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from the file name."
 )
+@click.option(
+    "--id-column",
+    default=None,
+    help="A column holding your own id of each row: not sent to the model, given back by "
+    "`mlq batch results` (column external_id).",
+)
+@click.option(
+    "--ignore-columns",
+    default=None,
+    metavar="A,B",
+    help="Columns to drop before sending (the true label, notes).",
+)
 @click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True, type=click.IntRange(1))
 @click.option(
     "--batch-id",
@@ -45,41 +96,57 @@ def batch() -> None:
     "scored), a new one is created.",
 )
 @click.option("--wait", is_flag=True, help="Show a progress bar until every record is scored.")
-@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option(
+    "--timeout", type=DURATION, default="1h", show_default=True, help="How long --wait waits."
+)
+@json_option
 def submit(
     path: Path,
     endpoint: str,
     status: str | None,
     algorithm_version: str | None,
     fmt: str | None,
+    id_column: str | None,
+    ignore_columns: str | None,
     chunk_size: int,
     batch_id: str | None,
     wait: bool,
-    timeout: float,
+    timeout: timedelta,
 ) -> None:
     """Submit a CSV (with a header) or JSON Lines file; print the batch id at once.
 
-    The file is streamed, never loaded whole.
+    Checked before anything is sent: the endpoint exists; a CSV file is read once
+    whole (syntax, row widths, the named columns; an error names its line). Then it is
+    streamed, never loaded whole. With --json, the id goes to stderr and stdout gets
+    the batch's status once sent (with --wait, once done or timed out).
+
+    Exits 0 when sent (with --wait: every record OK), 1 when some failed, 3 when not
+    done within --timeout, 5 when no worker consumes the batch queue.
     """
     import uuid
 
+    from producer.batch_columns import BatchColumns
     from producer.batch_input import BatchInputError, open_records
     from producer.client import Client
 
-    handle, records = open_records(path, fmt)
-    # Read the first record before printing an id: an unreadable or empty file fails here.
-    first = next(records, None)
-    if first is None:
-        handle.close()
-        raise BatchInputError(f"{path} holds no records")
-    records = itertools.chain([first], records)
-    batch_id = batch_id or uuid.uuid4().hex
-    click.echo(batch_id)
-    sys.stdout.flush()
-    started = time.monotonic()
+    ignored = _column_names(ignore_columns)
+    handle, records = open_records(path, fmt, columns=BatchColumns(id_column, ignored))
     with handle:
-        submission = Client().submit_batch(
-            records,
+        require_endpoint(endpoint)
+        # Read the first record before printing an id: an empty file fails here.
+        first = next(records, None)
+        if first is None:
+            raise BatchInputError(f"{path} holds no records")
+        batch_id = batch_id or uuid.uuid4().hex
+        if wants_json():
+            say(f"batch {batch_id}")
+        else:
+            click.echo(batch_id)
+            sys.stdout.flush()
+        started = time.monotonic()
+        client = Client()
+        submission = client.submit_batch(
+            itertools.chain([first], records),
             endpoint=endpoint,
             status=status,
             version=algorithm_version,
@@ -87,19 +154,18 @@ def submit(
             chunk_size=chunk_size,
             source=str(path),
             on_sent=_show_sent,
+            id_column=id_column,
+            ignore_columns=ignored,
         )
-    click.echo(
-        f"\rsent {submission.total} records in {time.monotonic() - started:.1f}s "
-        f"(batch {batch_id})",
-        err=True,
+    say(
+        f"\rsent {submission.total} records in {time.monotonic() - started:.1f}s (batch {batch_id})"
     )
-    if wait:
-        final = wait_for_batch(batch_id, submission.total, timeout)
-        emit(final)
-        if final["state"] != "done":
-            sys.exit(EXIT_NOT_FINISHED)
-        if final["failed"]:
-            sys.exit(EXIT_FAILED)
+    if not wait:
+        emit(client.batch_status(batch_id), "")
+        return
+    final = wait_for_batch(batch_id, submission.total, timeout.total_seconds())
+    emit(final)
+    sys.exit(exit_code_for_batch(final))
 
 
 def _show_sent(sent: int) -> None:
@@ -107,46 +173,66 @@ def _show_sent(sent: int) -> None:
     if sys.stderr.isatty():
         click.echo(f"\rsending: {sent} records", nl=False, err=True)
     else:
-        click.echo(f"sent {sent} records", err=True)
+        say(f"sent {sent} records")
 
 
 def wait_for_batch(batch_id: str, total: int, timeout: float) -> dict[str, Any]:
-    """Poll the database (one query per poll) with a progress bar until all are scored."""
+    """Poll the database (one query per poll) with a progress bar until all are scored.
+
+    While no record has a row yet, asks once whether any worker consumes the batch
+    queue (producer.consumers), so a missing worker is named instead of waited out.
+    """
     from producer.client import Client
+    from producer.consumers import FIRST_LOOK_S, require_consumer
 
     client = Client()
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    asked = False
     status = client.batch_status(batch_id)
     with click.progressbar(
         length=total, label="scoring", file=sys.stderr, show_pos=True, show_eta=True
     ) as bar:
         while True:
             bar.update(status["done"] - bar.pos)
-            if status["state"] == "done" or time.monotonic() >= deadline:
+            waited = time.monotonic() - started
+            if status["state"] == "done" or waited >= timeout:
                 return status
+            if not asked and not status["done"] and waited >= FIRST_LOOK_S:
+                require_consumer(client.app, QUEUE_BATCH)
+                asked = True
             time.sleep(POLL_INTERVAL)
             status = client.batch_status(batch_id)
 
 
 @batch.command("status")
 @click.argument("batch_id")
+@json_option
 def status_command(batch_id: str) -> None:
-    """Total, done, ok, failed and rate of a batch."""
+    """Total, done, ok, failed and rate of a batch.
+
+    Exits 0 when done with every record OK, 1 when done with failed records, 3 while
+    it is being submitted or scored, 4 for an unknown batch id.
+    """
     from producer.client import Client
 
-    emit(Client().batch_status(batch_id))
+    status = Client().batch_status(batch_id)
+    emit(status)
+    sys.exit(exit_code_for_batch(status))
 
 
 @batch.command("results")
 @click.argument("batch_id")
 @click.option(
-    "-o", "--output", type=click.File("w"), default="-", help="CSV file (default: stdout)."
+    "-o", "--output", type=click.File("w"), default="-", help="Write to this file, not stdout."
 )
+@json_option
 def results(batch_id: str, output: IO[str]) -> None:
-    """Write one CSV line per input record, in input order.
+    """One line per input record, in input order: CSV, or with --json one JSON array.
 
-    Columns: position, request_id, status (OK, ERROR, or QUEUED when not scored yet),
-    label, probability, algorithm, version, error.
+    Columns: position, external_id (your id, from --id-column), request_id, status (OK,
+    ERROR, or QUEUED when not scored yet), label, probability, algorithm, version, error.
+    Exits 3 (and writes nothing) while the batch is still being submitted; 3 too when
+    some records are still QUEUED, 1 when some failed.
     """
     from producer.client import Client
     from shared.db.batches import RESULT_COLUMNS, iter_batch_results
@@ -154,10 +240,29 @@ def results(batch_id: str, output: IO[str]) -> None:
 
     status = Client().batch_status(batch_id)
     if status["total"] is None:
-        raise click.ClickException(f"batch {batch_id} is still being submitted; try again later")
-    writer = csv.writer(output)
-    writer.writerow(RESULT_COLUMNS)
+        report_error(
+            "not_finished",
+            f"batch {batch_id} is still being submitted ({status['done']} records scored "
+            "so far): try again once `mlq batch status` says running or done",
+        )
+        sys.exit(EXIT_NOT_FINISHED)
     with session_scope() as session:
-        writer.writerows(iter_batch_results(session, batch_id=batch_id, total=status["total"]))
+        rows = iter_batch_results(session, batch_id=batch_id, total=status["total"])
+        if wants_json():
+            _write_json_array(output, (dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows))
+        else:
+            writer = csv.writer(output)
+            writer.writerow(RESULT_COLUMNS)
+            writer.writerows(rows)
     if output.name != "<stdout>":
-        click.echo(f"wrote {status['total']} lines to {output.name}", err=True)
+        say(f"wrote {status['total']} records to {output.name}")
+    sys.exit(exit_code_for_batch(status))
+
+
+def _write_json_array(output: IO[str], items: Any) -> None:
+    """One JSON array, written item by item: a batch of millions is never held whole."""
+    output.write("[")
+    for index, item in enumerate(items):
+        output.write(",\n" if index else "\n")
+        output.write(json.dumps(item, default=str))
+    output.write("\n]\n")

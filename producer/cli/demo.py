@@ -19,7 +19,8 @@ from typing import Any
 
 import click
 
-from producer.cli.output import emit
+from producer.cli.predict import human_result
+from shared.cli_output import emit, json_option, key_values
 from shared.contracts import DEFAULT_ENDPOINT, EXAMPLE_RECORD
 
 BATCH_RECORDS = 1000
@@ -43,6 +44,7 @@ def _say(text: str) -> None:
     show_default=True,
     help="Held-out records to score in the batch and the A/B test.",
 )
+@json_option
 def demo(records: int) -> None:
     """Run the whole flow on embedded defaults: train, worker, batch, A/B test, decision.
 
@@ -81,7 +83,8 @@ def demo(records: int) -> None:
         LocalBeat(log_path=home / "demo-beat.log", env=fresh),
     ):
         client = Client()
-        request_id = _predict_sample(client)
+        sample = _predict_sample(client)
+        request_id = sample["request_id"]
         test, batch_id = _ab_test_on_a_batch(client, records)
         summary = _wait_for_beat(client, test["id"], test["arms"])
         _step("stopping the worker and beat")
@@ -90,22 +93,31 @@ def demo(records: int) -> None:
     _say(f"mlq batch results {batch_id} -o results.csv")
     _say(f"mlq ab show {test['id']} --plot ab.png   # needs a worker running")
     _say("mlq algorithms                 # statuses after the test")
-    _say("README.md: running against Redis and PostgreSQL, Flower, the task reference")
+    _say("docs/cli.md, docs/operations.md: every command; Redis, PostgreSQL and Flower")
     if summary is None:
         raise click.ClickException("beat did not end the A/B test in time")
+    done = {
+        "request_id": request_id,
+        "sample": sample,
+        "batch_id": batch_id,
+        "ab_test": test["id"],
+        "decision": summary["text"],
+    }
+    emit(done, key_values({k: v for k, v in done.items() if k != "sample"}))
 
 
-def _predict_sample(client: Any) -> str:
+def _predict_sample(client: Any) -> dict[str, Any]:
     _step("predicting the tutorial's sample record through the queue")
     _say(json.dumps(EXAMPLE_RECORD))
     sent = time.monotonic()
     request_id = client.predict(EXAMPLE_RECORD, endpoint=DEFAULT_ENDPOINT)
     result = client.result(request_id, timeout=60)
-    emit(result)
+    for line in human_result(result).splitlines():
+        _say(line)
     _say(f"round trip {(time.monotonic() - sent) * 1000:.0f} ms")
     if result.get("status") != "OK":
         raise click.ClickException("the sample prediction did not succeed")
-    return str(request_id)
+    return dict(result)
 
 
 def _ab_test_on_a_batch(client: Any, records: int) -> tuple[dict[str, Any], str]:

@@ -5,19 +5,21 @@ Usage::
     mlq db upgrade
     mlq train
     celery -A workers worker --loglevel=INFO
-    mlq predict --endpoint income_classifier --json '{"age": 37, ...}' --wait
+    mlq predict --record '{"age": 37, ...}' --wait
     mlq result REQUEST_ID
     mlq algorithms
     mlq batch submit records.csv --wait
     mlq batch results BATCH_ID -o results.csv
     mlq demo
+
+Every command takes ``--json``; the exit codes are the same for all (producer/cli/output.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -25,18 +27,19 @@ import click
 from producer.cli.ab import ab
 from producer.cli.batch import batch
 from producer.cli.demo import demo
+from producer.cli.failures import explain
 from producer.cli.feedback import feedback
-from producer.cli.models import models
-from producer.cli.output import EXIT_UNKNOWN_ID, emit, exit_code_for
+from producer.cli.models import list_command, models
 from producer.cli.plugins import load_plugin, plugin_names
+from producer.cli.predict import predict, result
 from producer.cli.stats import stats
-from shared.contracts import DEFAULT_ENDPOINT
-from shared.errors import MlqError, UnknownRequestError
+from shared.cli_output import DEBUG_FLAG, emit, json_option, report_error, wants_json
 
 
 class MlqGroup(click.Group):
-    """Turns mlqueue's own errors into one clear line and a non-zero exit code, and adds
-    the commands that live with the workers (``producer.cli.plugins``)."""
+    """Says an operational failure in one line with its exit code (and, with --json, as
+    a JSON document), and adds the commands that live with the workers
+    (``producer.cli.plugins``)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *plugin_names()})
@@ -47,11 +50,24 @@ class MlqGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UnknownRequestError as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(EXIT_UNKNOWN_ID)
-        except MlqError as error:
-            raise click.ClickException(str(error)) from None
+        except click.UsageError:
+            raise
+        except click.ClickException as error:
+            # click prints the line itself; a --json caller gets the document as well.
+            if wants_json():
+                report_error("failed", error.format_message())
+                ctx.exit(error.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            failure = explain(error)
+            if failure is None:
+                raise
+            if ctx.meta.get(DEBUG_FLAG):
+                traceback.print_exception(error, file=sys.stderr)
+            report_error(failure.code, failure.message)
+            ctx.exit(failure.exit_code)
 
 
 @click.group(cls=MlqGroup)
@@ -64,12 +80,19 @@ class MlqGroup(click.Group):
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="INFO logs one line per request, chunk and feedback message sent, with its id.",
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--debug", is_flag=True, help="Show the traceback of a failure, not only its one line."
+)
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, debug: bool) -> None:
     """mlqueue: serve scikit-learn models through Celery, Redis and PostgreSQL.
 
     Configuration comes from MLQ_* environment variables; with none set, everything
-    runs from local files under .mlq/ (see `mlq config`).
+    runs from local files under .mlq/ (see `mlq config`). Every command takes --json.
+    Exit codes: 0 ok, 1 failed, 2 usage, 3 not finished yet, 4 unknown id, 5 a service
+    or worker is unavailable.
     """
+    ctx.meta[DEBUG_FLAG] = debug
     logging.basicConfig(
         level=log_level.upper(),
         format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s",
@@ -78,6 +101,7 @@ def cli(log_level: str) -> None:
 
 
 @cli.command()
+@json_option
 def config() -> None:
     """Show where mlqueue's broker, result backend, database and models are."""
     from shared.settings import get_settings
@@ -92,6 +116,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
+@json_option
 def db_upgrade(revision: str) -> None:
     """Create or migrate the database schema (Alembic)."""
     from alembic.util import CommandError
@@ -103,105 +128,17 @@ def db_upgrade(revision: str) -> None:
         upgrade(revision=revision)
     except CommandError as error:
         raise click.ClickException(f"cannot upgrade to {revision!r}: {error}") from None
-    click.echo(
-        f"database {redact_url(get_settings().database_url)} at revision {current_revision()}"
-    )
+    done = {"database": redact_url(get_settings().database_url), "revision": current_revision()}
+    emit(done, f"database {done['database']} at revision {done['revision']}")
 
 
-@cli.command()
-@click.option("--endpoint", default=None, help="Only this endpoint.")
-def algorithms(endpoint: str | None) -> None:
-    """List endpoints, algorithms, versions and their current status."""
-    from shared.db.engine import session_scope
-    from shared.registry import list_algorithms
-
-    with session_scope() as session:
-        rows = list_algorithms(session, endpoint=endpoint)
-    if not rows:
-        if endpoint:
-            raise click.ClickException(f"no algorithms registered for endpoint {endpoint!r}")
-        click.echo("no algorithms registered yet: run `mlq train` (or start a worker)", err=True)
-        return
-    click.echo(f"{'endpoint':<20} {'algorithm':<16} {'version':<8} {'status':<11} sha256")
-    for a in rows:
-        sha = (a.artifact_sha256 or "")[:12]
-        click.echo(f"{a.endpoint:<20} {a.name:<16} {a.version:<8} {a.status:<11} {sha}")
-
-
-def _parse_record(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from None
-    except RecursionError:
-        raise click.BadParameter("nested too deep to read", param_hint="--json") from None
-
-
-@cli.command()
-@click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True)
-@click.option("--json", "record_json", help="The record, as a JSON object.")
-@click.option(
-    "--file",
-    "record_file",
-    type=click.File("r"),
-    help="Read the record (a JSON object) from this file, or - for stdin.",
-)
-@click.option("--status", default=None, help="Select by status (default: production).")
-@click.option("--version", "algorithm_version", default=None, help="Select by version.")
-@click.option("--request-id", default=None, help="Your own request id (default: a new UUID).")
-@click.option("--wait", is_flag=True, help="Wait for the result and print it.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait with --wait.")
-def predict(
-    endpoint: str,
-    record_json: str | None,
-    record_file: Any,
-    status: str | None,
-    algorithm_version: str | None,
-    request_id: str | None,
-    wait: bool,
-    timeout: float,
-) -> None:
-    """Enqueue one record for prediction; print its request id (or, with --wait, its result).
-
-    Usage:
-
-    \b
-        mlq predict --json '{"age": 37, "workclass": "Private", ...}' --wait
-    """
-    from producer.client import Client
-
-    if (record_json is None) == (record_file is None):
-        raise click.UsageError("give the record with exactly one of --json or --file")
-    record = _parse_record(record_json if record_json is not None else record_file.read())
-    client = Client()
-    issued = client.predict(
-        record, endpoint=endpoint, status=status, version=algorithm_version, request_id=request_id
-    )
-    if not wait:
-        emit({"request_id": issued, "status": "QUEUED"})
-        return
-    result = client.result(issued, timeout=timeout)
-    emit(result)
-    sys.exit(exit_code_for(result))
-
-
-@cli.command()
-@click.argument("request_id")
-@click.option(
-    "--wait", "timeout", type=float, default=0, help="Seconds to wait for a final result."
-)
-def result(request_id: str, timeout: float) -> None:
-    """Print the result of a request by id (exit 4 when the id was never issued)."""
-    from producer.client import Client
-
-    outcome = Client().result(request_id, timeout=timeout)
-    emit(outcome)
-    sys.exit(exit_code_for(outcome))
-
-
+cli.add_command(predict)
+cli.add_command(result)
 cli.add_command(demo)
 cli.add_command(batch)
 cli.add_command(feedback)
 cli.add_command(ab)
 cli.add_command(stats)
 cli.add_command(models)
+# The tutorial's word for what `mlq models list` shows.
+cli.add_command(list_command, name="algorithms")

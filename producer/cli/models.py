@@ -17,7 +17,6 @@ machine-learning stack (it converts and checks the model) and is found by entry 
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 from datetime import timedelta
 from typing import Any
@@ -25,9 +24,19 @@ from typing import Any
 import click
 
 from producer.cli.plugins import load_plugin, plugin_names
+from shared.cli_output import emit, json_option, say, table
 
 PLUGINS = "mlqueue.commands.models"
-HEADER = ("endpoint", "algorithm", "version", "status", "runtime", "sha256", "created", "workers")
+COLUMNS = (
+    ("endpoint", "endpoint"),
+    ("name", "algorithm"),
+    ("version", "version"),
+    ("status", "status"),
+    ("served_by", "runtime"),
+    ("sha", "sha256"),
+    ("created", "created"),
+    ("holders", "workers"),
+)
 
 
 class ModelsGroup(click.Group):
@@ -42,10 +51,6 @@ def _who() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _emit(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
-
 @click.group(cls=ModelsGroup)
 def models() -> None:
     """Register models, list them, promote, roll back and retire versions."""
@@ -53,8 +58,8 @@ def models() -> None:
 
 @models.command("list")
 @click.option("--endpoint", default=None, help="Only this endpoint.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def list_command(endpoint: str | None, as_json: bool) -> None:
+@json_option
+def list_command(endpoint: str | None) -> None:
     """Every endpoint, algorithm and version: status, runtime, hash, who registered it
     and when, and which live workers hold it."""
     from shared.db.engine import session_scope
@@ -68,38 +73,25 @@ def list_command(endpoint: str | None, as_json: bool) -> None:
         rows = list_algorithms(session, endpoint=endpoint)
         holders = live_holders(session, within=within)
     listed = [{**a.as_dict(), "workers": holders.get(a.id, [])} for a in rows]
-    if as_json:
-        _emit(listed)
-        return
     if not listed:
-        click.echo("no models registered: `mlq train` or `mlq models add`", err=True)
-        return
-    table = [
-        ("endpoint", "algorithm", "version", "status", "runtime", "sha256", "created", "workers")
+        say("no models registered: `mlq train` or `mlq models add`")
+    shown = [
+        {
+            **a,
+            "served_by": a["runtime"] + ("*" if a["runtime_note"] else ""),
+            "sha": (a["artifact_sha256"] or "")[:12],
+            "created": f"{a['created_at'][:19]} by {a['created_by'] or a['owner']}",
+            "holders": ", ".join(a["workers"]) or "-",
+        }
+        for a in listed
     ]
-    for a in listed:
-        runtime = a["runtime"] + ("*" if a["runtime_note"] else "")
-        table.append(
-            (
-                a["endpoint"],
-                a["name"],
-                a["version"],
-                a["status"],
-                runtime,
-                (a["artifact_sha256"] or "")[:12],
-                f"{a['created_at'][:19]} by {a['created_by'] or a['owner']}",
-                ", ".join(a["workers"]) or "-",
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    emit(listed, table(shown, COLUMNS) if listed else "")
     if any(a["runtime_note"] for a in listed):
-        click.echo("* served by scikit-learn: not converted to ONNX (see --json: runtime_note)")
+        say("* served by scikit-learn: not converted to ONNX (--json shows why: runtime_note)")
 
 
-def _lifecycle_result(info: Any, as_json: bool, line: str) -> None:
-    _emit(info.as_dict()) if as_json else click.echo(line)
+def _lifecycle_result(info: Any, line: str) -> None:
+    emit(info.as_dict(), line)
 
 
 @models.command()
@@ -107,8 +99,8 @@ def _lifecycle_result(info: Any, as_json: bool, line: str) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.option("--reason", default="", help="Why, for the status history.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def promote(endpoint: str, name: str, version: str, reason: str, as_json: bool) -> None:
+@json_option
+def promote(endpoint: str, name: str, version: str, reason: str) -> None:
     """Make a version the endpoint's production model (the current one goes to staging)."""
     from shared.db.engine import session_scope
     from shared.lifecycle import promote as promote_version
@@ -117,21 +109,21 @@ def promote(endpoint: str, name: str, version: str, reason: str, as_json: bool) 
         info = promote_version(
             session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
         )
-    _lifecycle_result(info, as_json, f"{endpoint}: {name} {version} is in production")
+    _lifecycle_result(info, f"{endpoint}: {name} {version} is in production")
 
 
 @models.command()
 @click.argument("endpoint")
 @click.option("--reason", default="", help="Why, for the status history.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def rollback(endpoint: str, reason: str, as_json: bool) -> None:
+@json_option
+def rollback(endpoint: str, reason: str) -> None:
     """Put back the model that was in production before the current one."""
     from shared.db.engine import session_scope
     from shared.lifecycle import rollback as roll_back
 
     with session_scope() as session:
         info = roll_back(session, endpoint=endpoint, created_by=_who(), reason=reason)
-    _lifecycle_result(info, as_json, f"{endpoint}: rolled back to {info.name} {info.version}")
+    _lifecycle_result(info, f"{endpoint}: rolled back to {info.name} {info.version}")
 
 
 @models.command()
@@ -139,8 +131,8 @@ def rollback(endpoint: str, reason: str, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.option("--reason", default="", help="Why, for the status history.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def retire(endpoint: str, name: str, version: str, reason: str, as_json: bool) -> None:
+@json_option
+def retire(endpoint: str, name: str, version: str, reason: str) -> None:
     """Take a version out of service (workers stop holding it; its rows stay)."""
     from shared.db.engine import session_scope
     from shared.lifecycle import retire as retire_version
@@ -149,34 +141,34 @@ def retire(endpoint: str, name: str, version: str, reason: str, as_json: bool) -
         info = retire_version(
             session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
         )
-    _lifecycle_result(info, as_json, f"{endpoint}: {name} {version} retired")
+    _lifecycle_result(info, f"{endpoint}: {name} {version} retired")
 
 
 @models.command()
 @click.argument("endpoint")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def history(endpoint: str, as_json: bool) -> None:
+@json_option
+def history(endpoint: str) -> None:
     """Every status change of the endpoint's models: when, what, who, why."""
     from shared.db.engine import session_scope
     from shared.lifecycle import status_history
 
     with session_scope() as session:
         rows = status_history(session, endpoint=endpoint)
-    if as_json:
-        _emit(rows)
-        return
-    for row in rows:
-        click.echo(
+    emit(
+        rows,
+        "\n".join(
             f"{row['at'][:19]}  {row['algorithm']} {row['version']} -> {row['status']}  "
             f"by {row['by']}" + (f": {row['reason']}" if row["reason"] else "")
-        )
+            for row in rows
+        ),
+    )
 
 
 @models.command()
 @click.argument("endpoint")
 @click.option("--off", is_flag=True, help="Back to the shared queues.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def isolate(endpoint: str, off: bool, as_json: bool) -> None:
+@json_option
+def isolate(endpoint: str, off: bool) -> None:
     """Send an endpoint's work to its own queues (predict.ENDPOINT, batch.ENDPOINT), served
     by workers started with `--endpoints ENDPOINT`, so a heavy model scales apart."""
     from shared.contracts import QUEUE_BATCH, QUEUE_PREDICT, endpoint_queue
@@ -187,12 +179,10 @@ def isolate(endpoint: str, off: bool, as_json: bool) -> None:
         set_isolated(session, endpoint=endpoint, isolated=not off)
     queues = [endpoint_queue(q, endpoint) for q in (QUEUE_PREDICT, QUEUE_BATCH)]
     payload = {"endpoint": endpoint, "isolated": not off, "queues": [] if off else queues}
-    if as_json:
-        _emit(payload)
-    elif off:
-        click.echo(f"{endpoint}: back on the shared queues")
-    else:
-        click.echo(
-            f"{endpoint}: work goes to {', '.join(queues)}; serve it with "
-            f"`celery -A workers worker --endpoints {endpoint}`"
-        )
+    emit(
+        payload,
+        f"{endpoint}: back on the shared queues"
+        if off
+        else f"{endpoint}: work goes to {', '.join(queues)}; serve it with "
+        f"`celery -A workers worker --endpoints {endpoint}`",
+    )

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
-from producer.cli.ab import parse_duration
-from producer.cli.output import emit
+from producer.cli.durations import DURATION, format_duration
+from shared.cli_output import emit, json_option, say, table
+
+COLUMNS = (
+    ("endpoint", "endpoint"),
+    ("algorithm", "algorithm"),
+    ("version", "version"),
+    ("requests", "requests"),
+    ("errors", "errors"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p95_ms", "p95 ms"),
+    ("latency_p99_ms", "p99 ms"),
+    ("labelled", "labelled"),
+    ("accuracy", "accuracy"),
+    ("mae", "MAE"),
+)
 
 
 @click.command()
-@click.option("--window", default="1h", show_default=True, help="How far back: 45s, 30m, 2h, 7d.")
+@click.option(
+    "--window", type=DURATION, default="1h", show_default=True, help="How far back: 45s, 30m, 7d."
+)
 @click.option("--endpoint", default=None, help="Only this endpoint.")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-def stats(window: str, endpoint: str | None, as_json: bool) -> None:
+@json_option
+def stats(window: timedelta, endpoint: str | None) -> None:
     """Per endpoint and algorithm over a time window: requests, errors, latency
     p50/p95/p99 (worker time per record, ms), labelled requests and their accuracy (a
     regressor's mean absolute error, MAE, and in --json its RMSE).
@@ -25,40 +43,7 @@ def stats(window: str, endpoint: str | None, as_json: bool) -> None:
     from shared.db.stats import serving_stats
 
     with session_scope() as session:
-        rows = serving_stats(session, since=utcnow() - parse_duration(window), endpoint=endpoint)
-    if as_json:
-        emit(rows)
-        return
+        rows = serving_stats(session, since=utcnow() - window, endpoint=endpoint)
     if not rows:
-        click.echo(f"no requests in the last {window}", err=True)
-        return
-    columns = (
-        "endpoint",
-        "algorithm",
-        "version",
-        "requests",
-        "errors",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "latency_p99_ms",
-        "labelled",
-        "accuracy",
-        "mae",
-    )
-    headers = (
-        "endpoint",
-        "algorithm",
-        "version",
-        "requests",
-        "errors",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "labelled",
-        "accuracy",
-        "MAE",
-    )
-    table = [headers] + [tuple("-" if r[c] is None else str(r[c]) for c in columns) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        say(f"no requests in the last {format_duration(window)}")
+    emit(rows, table(rows, COLUMNS) if rows else "")

@@ -3,7 +3,8 @@ and results in input order. All from the database, so they outlive the result ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.contracts import batch_request_id
 from shared.db.dialect import insert
+from shared.db.external_ids import iter_external_ids
 from shared.db.models import Batch, MLAlgorithm, MLRequest, utcnow
 
 
@@ -119,6 +121,7 @@ def batch_progress(session: Session, *, batch_id: str) -> BatchProgress | None:
 
 RESULT_COLUMNS = (
     "position",
+    "external_id",
     "request_id",
     "status",
     "label",
@@ -130,7 +133,8 @@ RESULT_COLUMNS = (
 
 
 def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterator[tuple[Any, ...]]:
-    """One tuple per input record, in input order; records not written yet say QUEUED."""
+    """One tuple per input record (RESULT_COLUMNS), in input order; records not written
+    yet say QUEUED; ``external_id`` is the caller's id of the record (``--id-column``)."""
     rows = session.execute(
         select(
             MLRequest.batch_position,
@@ -147,12 +151,33 @@ def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterat
         .order_by(MLRequest.batch_position)
         .execution_options(yield_per=5000)
     )
+    # Both streams are in position order: the ids are merged in as positions go by.
+    ids = iter_external_ids(session, batch_id=batch_id)
+    with closing(ids), rows:
+        yield from _merged(batch_id, total, rows, ids)
+
+
+def _merged(
+    batch_id: str, total: int, rows: Iterable[Any], ids: Iterator[tuple[int, str]]
+) -> Iterator[tuple[Any, ...]]:
+    next_id = next(ids, None)
+
+    def external_id(position: int) -> str | None:
+        nonlocal next_id
+        while next_id is not None and next_id[0] < position:
+            next_id = next(ids, None)
+        return next_id[1] if next_id is not None and next_id[0] == position else None
+
+    def queued(position: int) -> tuple[Any, ...]:
+        request_id = batch_request_id(batch_id, position)
+        return (position, external_id(position), request_id, "QUEUED", *[None] * 5)
+
     expected = 0
-    for row in rows:
-        position = row[0] or 0  # never null for the rows of a batch
+    for position, *rest in rows:
+        position = position or 0  # never null for the rows of a batch
         for missing in range(expected, position):
-            yield (missing, batch_request_id(batch_id, missing), "QUEUED", *[None] * 5)
-        yield tuple(row)
+            yield queued(missing)
+        yield (position, external_id(position), *rest)
         expected = position + 1
     for missing in range(expected, total):
-        yield (missing, batch_request_id(batch_id, missing), "QUEUED", *[None] * 5)
+        yield queued(missing)

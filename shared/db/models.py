@@ -209,6 +209,19 @@ class Batch(Base):
     submitted_at: Mapped[datetime | None]
 
 
+class BatchExternalId(Base):
+    """The caller's own id of a batch record (``--id-column``). Kept by the producer and
+    never sent to a worker; `mlq batch results` joins it by position. Records without
+    an id have no row. No foreign key, like ``ml_request.batch_id``: the producer writes
+    the batch row first, and a table of batches stays truncatable on its own."""
+
+    __tablename__ = "batch_external_id"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(Text)
+
+
 class MLRequest(Base):
     """One row per prediction, keyed by the request id the producer made."""
 

@@ -42,10 +42,15 @@ def redis_client() -> Iterator[redis.Redis]:
         client.ping()
     except redis.RedisError as error:
         _unavailable("Redis", error)
-    # This run owns its two Redis databases: start them empty.
+    # This run owns its two Redis databases: start them empty, and leave them so (after
+    # every fixture that depends on this one, the worker included, has stopped).
+    backend = redis.Redis.from_url(f"{REDIS_URL}/{BACKEND_DB}")
     client.flushdb()
-    redis.Redis.from_url(f"{REDIS_URL}/{BACKEND_DB}").flushdb()
+    backend.flushdb()
     yield client
+    client.flushdb()
+    backend.flushdb()
+    backend.close()
     client.close()
 
 
@@ -78,6 +83,7 @@ TABLES = (
     "ml_request",
     "feedback",
     "batch",
+    "batch_external_id",
     "ab_test",
     "worker_model",
     "ml_algorithm_status",

@@ -172,6 +172,7 @@ def test_the_tutorial_rule_is_an_explicit_option(client: Client, held_out: pd.Da
         "1h",
         "--rule",
         "higher_accuracy",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     test_id = json.loads(done.stdout)["id"]
@@ -303,7 +304,7 @@ def test_show_plots_accuracy_over_time(
     )
     send_with_feedback(client, held_out.head(40))
     plot = tmp_path / "ab.png"
-    shown = run_mlq("ab", "show", str(test["id"]), "--plot", str(plot))
+    shown = run_mlq("ab", "show", str(test["id"]), "--plot", str(plot), "--json")
     assert shown.returncode == 0, shown.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert '"live"' in shown.stdout and '"ended_at": null' in shown.stdout

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from producer import Client
 from shared.celery_app import app
 from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT_BATCH, batch_request_id
+from shared.db.batches import create_batch, iter_batch_results
 from shared.db.engine import session_scope
 from shared.db.models import Batch, MLRequest
 from tests.integration.conftest import run_mlq
@@ -130,16 +131,19 @@ def test_the_cli_scores_a_csv_file_and_writes_results_in_order(
     records[10]["age"] = "abc"
     path = tmp_path / "records.csv"
     write_csv(path, records)
-    done = run_mlq("batch", "submit", str(path), "--chunk-size", "64", "--wait")
+    done = run_mlq("batch", "submit", str(path), "--chunk-size", "64", "--wait", "--json")
     assert done.returncode == 1, done.stderr  # one record failed
-    batch_id, rest = done.stdout.split("\n", 1)
-    final = json.loads(rest)
+    final = json.loads(done.stdout)  # the id went to stderr: stdout is one document
+    batch_id = final["batch_id"]
+    assert f"batch {batch_id}" in done.stderr
     assert (final["total"], final["ok"], final["failed"]) == (300, 299, 1)
-    status = run_mlq("batch", "status", batch_id)
+    status = run_mlq("batch", "status", batch_id, "--json")
+    assert status.returncode == 1  # done, with a failed record
     assert json.loads(status.stdout)["done"] == 300
     out = tmp_path / "out.csv"
     exported = run_mlq("batch", "results", batch_id, "-o", str(out))
-    assert exported.returncode == 0, exported.stderr
+    assert exported.returncode == 1, exported.stderr  # as the batch: one record failed
+    assert exported.stdout == "" and f"wrote 300 records to {out}" in exported.stderr
     with out.open() as handle:
         lines = list(csv.DictReader(handle))
     assert [int(line["position"]) for line in lines] == list(range(300))
@@ -152,11 +156,76 @@ def test_the_cli_scores_json_lines(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join([json.dumps(EXAMPLE_RECORD)] * 4 + ["{not json"]) + "\n")
     done = run_mlq("batch", "submit", str(path), "--status", "testing", "--wait")
-    batch_id = done.stdout.split("\n", 1)[0]
+    batch_id, human = done.stdout.split("\n", 1)  # the id at once, then the final status
+    assert "state:        done" in human and "failed:       1" in human
     results = run_mlq("batch", "results", batch_id)
     lines = list(csv.DictReader(io.StringIO(results.stdout)))
     assert [line["status"] for line in lines] == ["OK"] * 4 + ["ERROR"]
     assert lines[0]["algorithm"] == "extra trees"
+
+
+def test_a_file_with_ids_and_labels_is_scored_and_its_ids_come_back(
+    client: Client, tmp_path: Path, held_out: pd.DataFrame
+) -> None:
+    """The trial's file: a row id and the true label beside the features."""
+    frame = held_out.head(40).copy()
+    frame.insert(0, "row_id", [f"row-{i:03d}" for i in range(40)])
+    path = tmp_path / "labelled.csv"
+    frame.to_csv(path, index=False)
+    done = run_mlq(
+        "batch",
+        "submit",
+        str(path),
+        "--id-column",
+        "row_id",
+        "--ignore-columns",
+        TARGET,
+        "--chunk-size",
+        "16",
+        "--wait",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout)
+    assert (final["ok"], final["failed"]) == (40, 0)  # neither column reached the model
+    exported = run_mlq("batch", "results", final["batch_id"], "--json")
+    assert exported.returncode == 0, exported.stderr
+    lines = json.loads(exported.stdout)
+    assert [line["external_id"] for line in lines] == list(frame["row_id"])
+    with session_scope() as session:
+        stored = session.execute(
+            select(MLRequest.input).where(MLRequest.batch_id == final["batch_id"])
+        ).scalars()
+        assert not any({"row_id", TARGET} & set(record) for record in stored)
+
+
+def test_the_client_takes_the_same_columns_out_of_a_dataframe(
+    client: Client, held_out: pd.DataFrame
+) -> None:
+    frame = held_out.head(5).assign(ticket=[10, 11, 12, 13, 14])
+    submission = client.submit_batch(frame, id_column="ticket", ignore_columns=[TARGET])
+    status = wait_done(client, submission.batch_id)
+    assert status["failed"] == 0
+    with session_scope() as session:
+        ids = [row[1] for row in iter_batch_results(session, batch_id=submission.batch_id, total=5)]
+    assert ids == ["10", "11", "12", "13", "14"]
+
+
+def test_a_batch_still_being_submitted_is_not_finished(client: Client) -> None:
+    with session_scope() as session:
+        create_batch(
+            session,
+            batch_id="half",
+            endpoint="income_classifier",
+            status=None,
+            version=None,
+            source=None,
+        )
+    results = run_mlq("batch", "results", "half")
+    assert results.returncode == 3, results.stderr
+    assert results.stdout == "" and "still being submitted" in results.stderr
+    status = run_mlq("batch", "status", "half")
+    assert status.returncode == 3 and "state:        submitting" in status.stdout
 
 
 def test_an_unknown_batch_says_so(client: Client) -> None:

@@ -17,19 +17,21 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLQ_")}
     env["MLQ_HOME"] = str(tmp_path / "home")
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "demo"],
+        [sys.executable, "-m", "producer.cli", "demo", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
     )
     assert done.returncode == 0, done.stderr + done.stdout
-    result = json.loads(done.stdout)
+    summary = json.loads(done.stdout)
+    result = summary["sample"]
     assert result["status"] == "OK" and result["label"] == "<=50K"
+    assert summary["decision"].startswith("Model #1 accuracy: ")
     assert "sqlite:///" in done.stderr and "round trip" in done.stderr
     assert (tmp_path / "home" / "mlqueue.sqlite").exists()
     later = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "result", result["request_id"]],
+        [sys.executable, "-m", "producer.cli", "result", result["request_id"], "--json"],
         capture_output=True,
         text=True,
         timeout=60,

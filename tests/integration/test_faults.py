@@ -325,7 +325,7 @@ def test_a_poison_message_is_given_up_after_a_bounded_number_of_deliveries(
     assert log.count("): given up after 3 deliveries") == 2
     assert deliveries == {}
     # The worker still serves: a good record goes through.
-    good = stack.mlq("predict", "--json", json.dumps(EXAMPLE_RECORD), "--wait")
+    good = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait", "--json")
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["status"] == "OK"
 
@@ -337,26 +337,29 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
     closed = free_port()  # nothing listens there: the broker is down, the backend is up
     broker_down = stack.mlq(
         "predict",
-        "--json",
+        "--record",
         json.dumps(EXAMPLE_RECORD),
         env={"MLQ_BROKER_URL": f"redis://:secret@127.0.0.1:{closed}/0"},
     )
-    assert broker_down.returncode != 0
+    assert broker_down.returncode == 5  # a service is unavailable
     last_line = broker_down.stderr.strip().splitlines()[-1]
     assert f"cannot reach the broker at redis://:***@127.0.0.1:{closed}/0" in last_line
     assert "secret" not in broker_down.stderr
     stack.redis.stop()  # now the result backend is down too
     started = time.monotonic()
-    single = stack.mlq("predict", "--json", json.dumps(EXAMPLE_RECORD))
+    single = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD))
     took = time.monotonic() - started
-    assert single.returncode != 0
+    assert single.returncode == 5
     last_line = single.stderr.strip().splitlines()[-1]
     assert f"127.0.0.1:{stack.redis.port}" in last_line and "cannot reach the" in last_line
     assert "tried for 2 s (MLQ_SEND_TIMEOUT)" in last_line
     assert "Traceback" not in single.stderr
     assert took < 10
+    # A batch's endpoint is checked in the registry before anything is sent: register
+    # the models as compose's one-shot step does (no worker has started on this stack).
+    assert stack.mlq("train").returncode == 0
     batch = stack.mlq("batch", "submit", str(records_csv), "--batch-id", "unreachable")
-    assert batch.returncode != 0
+    assert batch.returncode == 5
     assert "sending stopped after 0 records" in batch.stderr
     assert "submit the same input again with batch id unreachable" in batch.stderr
     print(f"\n[reliability] unreachable: mlq predict failed after {took:.1f} s: {last_line}")

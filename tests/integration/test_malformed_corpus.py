@@ -639,16 +639,6 @@ FILES: list[tuple[str, str, bytes, list[tuple[str, str | None, str]]]] = [
         [("ERROR", "Age", "unknown field")],
     ),
     (
-        "CSV with ragged rows",
-        "ragged.csv",
-        csv_bytes(LINE.rsplit(",", 1)[0], LINE + ",surplus", LINE),
-        [
-            ("ERROR", "native-country", "missing"),
-            ("ERROR", "column 15", "unknown field"),
-            OK,
-        ],
-    ),
-    (
         "CSV with nan, inf and units in number cells",
         "cells.csv",
         csv_bytes(
@@ -703,12 +693,15 @@ def test_a_malformed_file_gets_an_error_row_per_bad_record(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    done = run_mlq("batch", "submit", str(path), "--chunk-size", "2", "--wait", "--timeout", "60")
+    done = run_mlq(
+        "batch", "submit", str(path), "--chunk-size", "2", "--wait", "--timeout", "60s", "--json"
+    )
     assert "Traceback" not in done.stderr, done.stderr
     failed = sum(status == "ERROR" for status, _, _ in expected)
     assert done.returncode == (1 if failed else 0), done.stderr
-    batch_id, final = done.stdout.split("\n", 1)
-    assert json.loads(final)["failed"] == failed
+    final = json.loads(done.stdout)
+    batch_id = final["batch_id"]
+    assert final["failed"] == failed
     rows = all_rows()
     assert [r.id for r in rows] == [batch_request_id(batch_id, p) for p in range(len(expected))]
     for row, (status, field, text) in zip(rows, expected, strict=True):
@@ -728,13 +721,36 @@ def one_clear_line(done: Any, text: str) -> None:
 
 REFUSED_FILES: list[tuple[str, str, bytes, dict[str, str], str]] = [
     ("an empty JSON Lines file", "empty.jsonl", b"", {}, "holds no records"),
+    (
+        # The trial's file: the quote swallowed the 6 lines after it (8 records became 3).
+        "CSV with a quote never closed",
+        "quote.csv",
+        csv_bytes(LINE, LINE, LINE.replace(",Private,", ',"Private,', 1), *[LINE] * 5),
+        {},
+        "quote.csv, line 4: a quoted field is not closed before the end of the file "
+        "(the row runs from line 4 to 9: is a quote not closed?)",
+    ),
+    (
+        "CSV with a row shorter than the header",
+        "ragged.csv",
+        csv_bytes(LINE, LINE.rsplit(",", 1)[0], LINE),
+        {},
+        "ragged.csv, line 3: 13 fields, the header has 14",
+    ),
+    (
+        "CSV with a row longer than the header, on line 5,001",
+        "long.csv",
+        csv_bytes(*[LINE] * 4999, LINE + ",surplus"),
+        {},
+        "long.csv, line 5001: 15 fields, the header has 14",
+    ),
     ("a JSON Lines file of blank lines", "blank.jsonl", b"\n  \n\n", {}, "holds no records"),
     (
         "a file over MLQ_MAX_BATCH_RECORDS",
         "many.csv",
         csv_bytes(*[LINE] * 6),
         {"MLQ_MAX_BATCH_RECORDS": "5"},
-        "the batch holds at least 6 records, more than MLQ_MAX_BATCH_RECORDS=5 allows",
+        "the batch holds 6 records, more than MLQ_MAX_BATCH_RECORDS=5 allows",  # counted exactly
     ),
     (
         "MLQ_MAX_BATCH_RECORDS that is not a number",
@@ -759,6 +775,29 @@ def test_a_file_refused_before_a_batch_exists(
     done = run_mlq("batch", "submit", str(path), env=env)
     one_clear_line(done, text)
     assert done.stdout == ""  # no batch id was printed
+    assert batches() == 0 and all_rows() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (
+            ["--endpoint", "income_clasifier"],
+            "unknown endpoint 'income_clasifier' (registered: 'income_classifier')",
+        ),
+        (["--id-column", "row"], "records.csv's header has no column 'row' (it has 'age', "),
+        (["--ignore-columns", "income, notes"], "has no column 'income', 'notes'"),
+    ],
+    ids=["a typo in --endpoint", "an --id-column not in the file", "--ignore-columns not in it"],
+)
+def test_options_that_do_not_fit_the_file_are_refused_before_a_batch_exists(
+    serving: Client, tmp_path: Path, args: list[str], text: str
+) -> None:
+    path = tmp_path / "records.csv"
+    path.write_bytes(csv_bytes(*[LINE] * 3))
+    done = run_mlq("batch", "submit", str(path), *args)
+    one_clear_line(done, text)
+    assert done.stdout == ""
     assert batches() == 0 and all_rows() == []
 
 
@@ -788,11 +827,11 @@ def test_a_file_stops_at_a_record_over_a_limit(
     ("args", "env", "text"),
     [
         (
-            ["--json", json.dumps(with_(race="x" * 600))],
+            ["--record", json.dumps(with_(race="x" * 600))],
             {"MLQ_MAX_RECORD_BYTES": "500"},
             "the record is 888 bytes as JSON, more than MLQ_MAX_RECORD_BYTES=500 allows",
         ),
-        (["--json", GOOD_JSON, "--request-id", "r" * 200], {}, "request_id is 200 characters"),
+        (["--record", GOOD_JSON, "--request-id", "r" * 200], {}, "request_id is 200 characters"),
     ],
     ids=["mlq predict with a record over the limit", "mlq predict with a long request id"],
 )

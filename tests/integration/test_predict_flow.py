@@ -85,12 +85,18 @@ def test_without_a_request_id_the_task_id_keys_the_row(client: Client) -> None:
 
 def test_the_cli_predicts_and_answers_for_the_id_later(client: Client) -> None:
     done = run_mlq(
-        "predict", "--endpoint", "income_classifier", "--json", json.dumps(EXAMPLE_RECORD), "--wait"
+        "predict",
+        "--endpoint",
+        "income_classifier",
+        "--record",
+        json.dumps(EXAMPLE_RECORD),
+        "--wait",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["label"] == "<=50K" and printed["status"] == "OK"
-    later = run_mlq("result", printed["request_id"])
+    later = run_mlq("result", printed["request_id"], "--json")
     assert later.returncode == 0, later.stderr
     assert json.loads(later.stdout) == printed
 
@@ -102,7 +108,7 @@ def test_the_cli_exits_non_zero_for_an_unknown_id(client: Client) -> None:
 
 
 def test_the_cli_rejects_invalid_json_before_sending(client: Client) -> None:
-    done = run_mlq("predict", "--json", "{age: 37")
+    done = run_mlq("predict", "--record", "{age: 37")
     assert done.returncode == 2
     assert "not valid JSON" in done.stderr
 

@@ -105,11 +105,11 @@ def test_passwords_never_appear_in_logs_or_outputs(
         records = tmp_path / "records.jsonl"
         records.write_text("\n".join(json.dumps(EXAMPLE_RECORD) for _ in range(20)) + "\n")
         for args in (
-            ("predict", "--json", json.dumps(EXAMPLE_RECORD), "--wait"),
+            ("predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait"),
             ("batch", "submit", str(records), "--wait"),
             ("algorithms",),
             ("stats",),
-            ("predict", "--json", "[1]", "--wait"),  # an error on the way
+            ("predict", "--record", "[1]", "--wait", "--json"),  # an error on the way
         ):
             done = run_mlq(*args, env=env)
             outputs += [done.stdout, done.stderr]
@@ -118,7 +118,7 @@ def test_passwords_never_appear_in_logs_or_outputs(
             **env,
             "MLQ_BROKER_URL": f"redis://:wrong-{REDIS_PASSWORD}@127.0.0.1:{redis.port}/0",
         }
-        failed = run_mlq("predict", "--json", json.dumps(EXAMPLE_RECORD), env=wrong)
+        failed = run_mlq("predict", "--record", json.dumps(EXAMPLE_RECORD), env=wrong)
         assert failed.returncode != 0
         outputs += [failed.stdout, failed.stderr]
     finally:

@@ -83,11 +83,13 @@ def test_the_whole_flow_runs_over_tls_with_passwords(
     app.config_from_object("celeryconfig")
     app.conf.update(broker_url=env["MLQ_BROKER_URL"], result_backend=env["MLQ_RESULT_BACKEND"])
     with LocalWorker(log_path=tmp_path / "worker.log", env=env, name="tls", app=app):
-        predicted = run_mlq("predict", "--json", json.dumps(EXAMPLE_RECORD), "--wait", env=env)
+        predicted = run_mlq(
+            "predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait", "--json", env=env
+        )
         assert predicted.returncode == 0, predicted.stderr
         result = json.loads(predicted.stdout)
         assert result["status"] == "OK"
-        again = run_mlq("result", result["request_id"], env=env)
+        again = run_mlq("result", result["request_id"], "--json", env=env)
         assert json.loads(again.stdout)["label"] == result["label"]
         engine = create_engine(postgres.url)
         with engine.connect() as connection:
