@@ -223,6 +223,8 @@ def check_csv(path: Path, columns: BatchColumns) -> None:
         reader = csv.reader(handle, skipinitialspace=True, strict=True)
         header = csv_header(reader, path.name)
         columns.check(header, f"{path.name}'s header")
+        if columns.model_columns is not None:
+            check_header(header, columns.model_columns, ignored=columns.not_sent)
         count = 0
         for _ in csv_rows(reader, len(header), path.name):
             count += 1

@@ -247,6 +247,20 @@ def labels_by_endpoint(session: Session) -> dict[str, frozenset[str] | None]:
     return labels
 
 
+def input_columns(
+    session: Session, *, endpoint: str, status: str | None = None, version: str | None = None
+) -> list[str] | None:
+    """The input columns of the model a request with this selection would get (None for
+    one registered without a schema); selection errors as ``select_algorithm``."""
+    algorithm = select_algorithm(session, endpoint=endpoint, status=status, version=version)
+    manifest = session.execute(
+        select(MLAlgorithm.manifest).where(MLAlgorithm.id == algorithm.id)
+    ).scalar_one()
+    if not manifest or "schema" not in manifest:
+        return None
+    return [column["name"] for column in manifest["schema"]["columns"]]
+
+
 def list_endpoints(session: Session) -> list[str]:
     return list(session.execute(select(Endpoint.name).order_by(Endpoint.name)).scalars())
 

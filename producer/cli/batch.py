@@ -49,18 +49,20 @@ def _column_names(text: str | None) -> tuple[str, ...]:
     return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
-def require_endpoint(endpoint: str) -> None:
-    """Refuse an endpoint the registry does not know, before a batch exists: a typo
-    would otherwise give every record an error row."""
+def model_columns(endpoint: str, status: str | None, version: str | None) -> list[str] | None:
+    """The input columns of the model the batch will get; refuses an endpoint (or a
+    selection) the registry does not know, before a batch exists: a typo would otherwise
+    give every record an error row."""
     from shared.db.engine import session_scope
     from shared.errors import UnknownEndpointError
-    from shared.registry import list_endpoints
+    from shared.registry import input_columns, list_endpoints
 
     with session_scope() as session:
         known = list_endpoints(session)
-    if endpoint not in known:
-        listed = ", ".join(repr(name) for name in known) or "none yet: run `mlq train`"
-        raise UnknownEndpointError(f"unknown endpoint {endpoint!r} (registered: {listed})")
+        if endpoint not in known:
+            listed = ", ".join(repr(name) for name in known) or "none yet: run `mlq train`"
+            raise UnknownEndpointError(f"unknown endpoint {endpoint!r} (registered: {listed})")
+        return input_columns(session, endpoint=endpoint, status=status, version=version)
 
 
 @click.group()
@@ -130,9 +132,9 @@ def submit(
     from producer.client import Client
 
     ignored = _column_names(ignore_columns)
-    handle, records = open_records(path, fmt, columns=BatchColumns(id_column, ignored))
+    expected = model_columns(endpoint, status, algorithm_version)
+    handle, records = open_records(path, fmt, columns=BatchColumns(id_column, ignored, expected))
     with handle:
-        require_endpoint(endpoint)
         # Read the first record before printing an id: an empty file fails here.
         first = next(records, None)
         if first is None:

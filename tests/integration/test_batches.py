@@ -285,3 +285,23 @@ def test_an_empty_input_is_refused_before_any_batch_exists(client: Client, tmp_p
         assert done.stdout == ""  # no batch id was printed
     with session_scope() as session:
         assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 0
+
+
+def test_a_header_that_is_not_the_models_input_is_refused_before_a_batch_exists(
+    client: Client, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The label still in the file, a column missing and one misspelt: named, nothing sent."""
+    frame = held_out.head(20).drop(columns=["fnlwgt"]).rename(columns={"age": "Age"})
+    frame.to_csv(tmp_path / "wrong.csv", index=False)
+    done = run_mlq("batch", "submit", str(tmp_path / "wrong.csv"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        "Error: the header does not match the model's columns: missing 'age', 'fnlwgt'; "
+        f"unknown 'Age' (did you mean 'age'?); extra '{TARGET}' (--ignore-columns drops them)"
+    )
+    with session_scope() as session:
+        assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 0
+    fixed = held_out.head(20)
+    fixed.to_csv(tmp_path / "right.csv", index=False)
+    sent = run_mlq("batch", "submit", str(tmp_path / "right.csv"), "--ignore-columns", TARGET)
+    assert sent.returncode == 0, sent.stderr
