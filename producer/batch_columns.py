@@ -28,9 +28,6 @@ from producer.batches import BatchInputError
 class BatchColumns:
     id_column: str | None = None
     ignore_columns: Sequence[str] = ()
-    # The model's input columns, when known: a CSV header must hold exactly these
-    # besides the id and ignored columns (checked before anything is sent).
-    model_columns: Sequence[str] | None = None
     _ids: deque[str | None] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -207,6 +207,12 @@ def open_records(
     return handle, csv_records(handle, name=path.name, text_columns=text)
 
 
+def file_header(path: Path) -> list[str]:
+    """The header of a CSV file (its syntax is checked when it is opened for sending)."""
+    with _open(path) as handle:
+        return csv_header(csv.reader(handle, skipinitialspace=True), path.name)
+
+
 def _open(path: Path) -> IO[str]:
     return path.open(encoding="utf-8", errors="replace", newline="")
 
@@ -223,8 +229,6 @@ def check_csv(path: Path, columns: BatchColumns) -> None:
         reader = csv.reader(handle, skipinitialspace=True, strict=True)
         header = csv_header(reader, path.name)
         columns.check(header, f"{path.name}'s header")
-        if columns.model_columns is not None:
-            check_header(header, columns.model_columns, ignored=columns.not_sent)
         count = 0
         for _ in csv_rows(reader, len(header), path.name):
             count += 1

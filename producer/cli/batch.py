@@ -128,13 +128,22 @@ def submit(
     import uuid
 
     from producer.batch_columns import BatchColumns
-    from producer.batch_input import BatchInputError, open_records
+    from producer.batch_input import (
+        BatchInputError,
+        check_header,
+        detect_format,
+        file_header,
+        open_records,
+    )
     from producer.client import Client
 
     ignored = _column_names(ignore_columns)
-    expected = model_columns(endpoint, status, algorithm_version)
-    handle, records = open_records(path, fmt, columns=BatchColumns(id_column, ignored, expected))
+    columns = BatchColumns(id_column, ignored)
+    handle, records = open_records(path, fmt, columns=columns)
     with handle:
+        expected = model_columns(endpoint, status, algorithm_version)
+        if expected is not None and (fmt or detect_format(path)) == "csv":
+            check_header(file_header(path), expected, ignored=columns.not_sent)
         # Read the first record before printing an id: an empty file fails here.
         first = next(records, None)
         if first is None:

@@ -292,7 +292,7 @@ def test_a_poison_message_is_given_up_after_a_bounded_number_of_deliveries(
         task_id="poison-single",
     )
     small = tmp_path / "small.csv"
-    small.write_text("age,workclass\n37,Private\n38,Private\n")
+    read_adult(ADULT_DATA).drop(columns=[TARGET]).head(2).to_csv(small, index=False)
     stack.submit(small, "poison-batch")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
