@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -90,26 +91,38 @@ def list_command(endpoint: str | None) -> None:
         say("* served by scikit-learn: not converted to ONNX (--json shows why: runtime_note)")
 
 
-def _lifecycle_result(info: Any, line: str) -> None:
-    emit(info.as_dict(), line)
+def _change(change: Callable[..., Any], line: str, **arguments: str) -> None:
+    """Apply one lifecycle change (``shared.lifecycle``) as the person running `mlq`, and
+    print the algorithm it leaves; ``line`` is formatted with the algorithm's fields."""
+    from shared.db.engine import session_scope
+
+    with session_scope() as session:
+        info = change(session, created_by=_who(), **arguments)
+    emit(info.as_dict(), line.format(**info.as_dict()))
+
+
+def _versioned(command: Callable[..., None]) -> Callable[..., None]:
+    for decorator in reversed(
+        (
+            click.argument("endpoint"),
+            click.argument("name"),
+            click.argument("version"),
+            click.option("--reason", default="", help="Why, for the status history."),
+            json_option,
+        )
+    ):
+        command = decorator(command)
+    return command
 
 
 @models.command()
-@click.argument("endpoint")
-@click.argument("name")
-@click.argument("version")
-@click.option("--reason", default="", help="Why, for the status history.")
-@json_option
+@_versioned
 def promote(endpoint: str, name: str, version: str, reason: str) -> None:
     """Make a version the endpoint's production model (the current one goes to staging)."""
-    from shared.db.engine import session_scope
-    from shared.lifecycle import promote as promote_version
+    from shared.lifecycle import promote
 
-    with session_scope() as session:
-        info = promote_version(
-            session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
-        )
-    _lifecycle_result(info, f"{endpoint}: {name} {version} is in production")
+    line = "{endpoint}: {name} {version} is in production"
+    _change(promote, line, endpoint=endpoint, name=name, version=version, reason=reason)
 
 
 @models.command()
@@ -118,30 +131,20 @@ def promote(endpoint: str, name: str, version: str, reason: str) -> None:
 @json_option
 def rollback(endpoint: str, reason: str) -> None:
     """Put back the model that was in production before the current one."""
-    from shared.db.engine import session_scope
-    from shared.lifecycle import rollback as roll_back
+    from shared.lifecycle import rollback
 
-    with session_scope() as session:
-        info = roll_back(session, endpoint=endpoint, created_by=_who(), reason=reason)
-    _lifecycle_result(info, f"{endpoint}: rolled back to {info.name} {info.version}")
+    line = "{endpoint}: rolled back to {name} {version}"
+    _change(rollback, line, endpoint=endpoint, reason=reason)
 
 
 @models.command()
-@click.argument("endpoint")
-@click.argument("name")
-@click.argument("version")
-@click.option("--reason", default="", help="Why, for the status history.")
-@json_option
+@_versioned
 def retire(endpoint: str, name: str, version: str, reason: str) -> None:
     """Take a version out of service (workers stop holding it; its rows stay)."""
-    from shared.db.engine import session_scope
-    from shared.lifecycle import retire as retire_version
+    from shared.lifecycle import retire
 
-    with session_scope() as session:
-        info = retire_version(
-            session, endpoint=endpoint, name=name, version=version, created_by=_who(), reason=reason
-        )
-    _lifecycle_result(info, f"{endpoint}: {name} {version} retired")
+    line = "{endpoint}: {name} {version} retired"
+    _change(retire, line, endpoint=endpoint, name=name, version=version, reason=reason)
 
 
 @models.command()

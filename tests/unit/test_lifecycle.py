@@ -3,15 +3,12 @@ status-history row each saying who and why."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.engine import make_engine
-from shared.db.migrate import upgrade
 from shared.db.models import MLAlgorithmStatus, ModelBlob
 from shared.errors import ArtifactMismatchError, ConfigurationError, NoAlgorithmError
 from shared.lifecycle import (
@@ -24,16 +21,6 @@ from shared.lifecycle import (
 )
 from shared.model_store import read_blob
 from shared.registry import isolated_endpoints, list_algorithms
-
-
-@pytest.fixture
-def session(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'lifecycle.sqlite'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
 
 
 def add(session: Session, version: str, content: bytes = b"", status: str = "testing") -> Any:

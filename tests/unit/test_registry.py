@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db.engine import make_engine
-from shared.db.migrate import upgrade
 from shared.db.models import Endpoint, MLAlgorithm, MLAlgorithmStatus
 from shared.errors import ConfigurationError, UnknownEndpointError
 from shared.registry import list_algorithms, register_algorithm, select_algorithm, set_status
-
-
-@pytest.fixture
-def session(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
 
 
 def register(session: Session, name: str, version: str = "0.0.1", status: str = "testing") -> int:
