@@ -135,11 +135,13 @@ def test_pods_run_as_the_image_user_on_a_read_only_root(
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     for writable in (settings["MLQ_HOME"], "/tmp"):
         assert "emptyDir" in volumes[mounts[writable]["name"]], writable
-    if name in (*WORKERS, "mlq-migrate"):
+    if name == "mlq-migrate":
         artifacts = mounts[settings["MLQ_ARTIFACTS_DIR"]]
         assert volumes[artifacts["name"]]["persistentVolumeClaim"]["claimName"] == "mlq-artifacts"
-        # Only the migrate Job writes models.
-        assert artifacts.get("readOnly", False) is (name != "mlq-migrate")
+    else:
+        # Workers get their models from the model store in PostgreSQL, not a shared volume.
+        assert settings["MLQ_ARTIFACTS_DIR"] not in mounts
+        assert all("persistentVolumeClaim" not in volume for volume in volumes.values())
 
 
 @pytest.mark.parametrize("name", [*MLQ_PODS, "mlq-migrate"])
