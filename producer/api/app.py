@@ -1,0 +1,103 @@
+"""The ASGI application: ``uvicorn producer.api.app:app`` (``mlq serve`` runs the same).
+
+It starts the result watcher and the dispatcher with the server process, turns every
+error into application/problem+json, and counts every request for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from celery import Celery
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from producer.api.dispatcher import Dispatcher
+from producer.api.metrics import MetricsMiddleware
+from producer.api.predicting import Predictions
+from producer.api.problems import Problem, validation_problem
+from producer.api.results import TaskResults
+from producer.api.routes import health, predictions
+from producer.cli.failures import explain
+from shared.celery_app import app as default_celery
+from shared.errors import MlqError
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """mlqueue over HTTP: predictions, batches, feedback, models and A/B tests
+for producers in any language. Send an API key as `Authorization: Bearer <key>`
+(`mlq keys create`); errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(celery: Celery | None = None) -> FastAPI:
+    celery = celery or default_celery
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        settings = get_settings()
+        results = TaskResults(celery)
+        await results.start()
+        dispatcher = Dispatcher(
+            celery,
+            results,
+            max_size=settings.api_group_max_size,
+            max_in_flight=settings.api_group_max_in_flight,
+            result_timeout_s=settings.api_max_wait_s,
+        )
+        api.state.celery = celery
+        api.state.predictions = Predictions(results, dispatcher)
+        try:
+            yield
+        finally:
+            await dispatcher.close()
+            await results.close()
+
+    api = FastAPI(
+        title="mlqueue",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    api.add_middleware(MetricsMiddleware)
+    for module in (health, predictions):
+        api.include_router(module.router)
+
+    @api.exception_handler(Problem)
+    async def problem(request: Request, error: Problem) -> Response:
+        return error.response(request.url.path)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        return validation_problem(list(error.errors())).response(request.url.path)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return Problem(
+            error.status_code, code, str(error.detail), headers=dict(error.headers or {})
+        ).response(request.url.path)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        """An outage said as a 503, an mlqueue error by its code, anything else as a 500
+        that was logged: never a trace."""
+        if isinstance(error, MlqError):
+            return Problem.of(error).response(request.url.path)
+        failure = explain(error)
+        if failure is not None:
+            status = 503 if failure.exit_code == 5 else 504 if failure.code == "timeout" else 422
+            return Problem(status, failure.code, failure.message).response(request.url.path)
+        log.exception("%s %s failed", request.method, request.url.path)
+        return Problem(
+            500, "internal", "the server failed on this request; the error was logged"
+        ).response(request.url.path)
+
+    return api
+
+
+app = create_app()
