@@ -21,7 +21,7 @@ from producer.api.metrics import MetricsMiddleware
 from producer.api.predicting import Predictions
 from producer.api.problems import Problem, validation_problem
 from producer.api.results import TaskResults
-from producer.api.routes import health, predictions
+from producer.api.routes import ab_tests, batches, feedback, health, models, predictions, tutorial
 from producer.cli.failures import explain
 from shared.celery_app import app as default_celery
 from shared.errors import MlqError
@@ -64,7 +64,7 @@ def create_app(celery: Celery | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.add_middleware(MetricsMiddleware)
-    for module in (health, predictions):
+    for module in (health, predictions, batches, feedback, models, ab_tests, tutorial):
         api.include_router(module.router)
 
     @api.exception_handler(Problem)

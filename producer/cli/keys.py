@@ -69,8 +69,9 @@ def list_command() -> None:
     from shared.db.engine import session_scope
 
     with session_scope() as session:
-        listed = [key.as_dict() for key in list_keys(session)]
-    shown = [{**key, "scopes": ",".join(map(str, key["scopes"]))} for key in listed]
+        found = list_keys(session)
+    listed = [key.as_dict() for key in found]
+    shown = [{**key.as_dict(), "scopes": ",".join(sorted(key.scopes))} for key in found]
     emit(listed, table(shown, COLUMNS) if listed else "")
     if not listed:
         say("no API keys: `mlq keys create --scopes predict`")
