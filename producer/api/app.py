@@ -6,20 +6,23 @@ error into application/problem+json, and counts every request for ``/metrics``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import kombu.exceptions
+import redis.exceptions
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from producer.api.dispatcher import Dispatcher
 from producer.api.metrics import MetricsMiddleware
 from producer.api.predicting import Predictions
-from producer.api.problems import Problem, validation_problem
+from producer.api.problems import Problem, UnexpectedErrors, validation_problem
 from producer.api.results import TaskResults
 from producer.api.routes import ab_tests, batches, feedback, health, models, predictions, tutorial
 from producer.cli.failures import explain
@@ -27,7 +30,14 @@ from shared.celery_app import app as default_celery
 from shared.errors import MlqError
 from shared.settings import get_settings
 
-log = logging.getLogger(__name__)
+# What `explain` (the CLI's one-line failures) knows as outages.
+OUTAGES: tuple[type[Exception], ...] = (
+    DBAPIError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    CeleryTimeoutError,
+)
 
 DESCRIPTION = """mlqueue over HTTP: predictions, batches, feedback, models and A/B tests
 for producers in any language. Send an API key as `Authorization: Bearer <key>`
@@ -63,6 +73,7 @@ def create_app(celery: Celery | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    api.add_middleware(UnexpectedErrors)
     api.add_middleware(MetricsMiddleware)
     for module in (health, predictions, batches, feedback, models, ab_tests, tutorial):
         api.include_router(module.router)
@@ -82,20 +93,21 @@ def create_app(celery: Celery | None = None) -> FastAPI:
             error.status_code, code, str(error.detail), headers=dict(error.headers or {})
         ).response(request.url.path)
 
-    @api.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        """An outage said as a 503, an mlqueue error by its code, anything else as a 500
-        that was logged: never a trace."""
-        if isinstance(error, MlqError):
-            return Problem.of(error).response(request.url.path)
+    @api.exception_handler(MlqError)
+    async def mlq_error(request: Request, error: MlqError) -> Response:
+        return Problem.of(error).response(request.url.path)
+
+    async def outage(request: Request, error: Exception) -> Response:
+        """A service down or a worker that did not answer, said as `mlq` says it (503, or
+        504 for no answer in time); anything else goes on to UnexpectedErrors."""
         failure = explain(error)
-        if failure is not None:
-            status = 503 if failure.exit_code == 5 else 504 if failure.code == "timeout" else 422
-            return Problem(status, failure.code, failure.message).response(request.url.path)
-        log.exception("%s %s failed", request.method, request.url.path)
-        return Problem(
-            500, "internal", "the server failed on this request; the error was logged"
-        ).response(request.url.path)
+        if failure is None:
+            raise error
+        status = 504 if failure.code == "timeout" else 503
+        return Problem(status, failure.code, failure.message).response(request.url.path)
+
+    for kind in OUTAGES:
+        api.add_exception_handler(kind, outage)
 
     return api
 

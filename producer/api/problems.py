@@ -8,12 +8,16 @@ only that it was logged (never a trace).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import MlqError
+
+log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -78,13 +82,9 @@ class Problem(Exception):
 
     @classmethod
     def of(cls, error: MlqError, **extra: Any) -> Problem:
-        info = error.as_dict()
+        field = extra.pop("field", error.as_dict().get("field"))
         return cls(
-            STATUS_OF_CODE.get(error.code, 422),
-            error.code,
-            error.message,
-            field=info.get("field"),
-            **extra,
+            STATUS_OF_CODE.get(error.code, 422), error.code, error.message, field=field, **extra
         )
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -140,3 +140,32 @@ def validation_problem(errors: list[dict[str, Any]]) -> Problem:
             for e in errors[:20]
         ],
     )
+
+
+class UnexpectedErrors:
+    """The last line: an exception no handler knows is logged with its traceback and
+    answered as a 500 problem that says only that (Starlette's own last line would
+    close the connection after answering)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if started:
+                raise
+            problem = Problem(500, "internal", "the server failed on this request; it was logged")
+            await problem.response(scope["path"])(scope, receive, send)

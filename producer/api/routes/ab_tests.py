@@ -21,7 +21,6 @@ from producer.api.schemas import ABTestRequest, ABTestSummary
 from producer.client import Client
 
 router = APIRouter(tags=["A/B tests"], responses=ERRORS, dependencies=[Depends(require("admin"))])
-TEST_ID = Path(ge=1, le=2**31 - 1)
 # How long showing or stopping a test waits for a worker.
 WORKER_WAIT_S = 15.0
 
@@ -75,7 +74,7 @@ async def report(request: Request, test_id: int) -> dict[str, Any]:
 @router.get(
     "/v1/ab-tests/{test_id}", summary="Live figures, or how it ended", response_model=ABTestSummary
 )
-async def show(request: Request, test_id: int = TEST_ID) -> Response:
+async def show(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     return json_response(await report(request, test_id))
 
 
@@ -87,7 +86,7 @@ async def stop_test(request: Request, test_id: int) -> tuple[int, dict[str, Any]
 @router.post(
     "/v1/ab-tests/{test_id}/stop", summary="Evaluate and end it now", response_model=ABTestSummary
 )
-async def stop(request: Request, test_id: int = TEST_ID) -> Response:
+async def stop(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     """Promotes B only if it really won; a test already ended says how it ended."""
     return await idempotency.idempotent(
         request, await request.body(), lambda: stop_test(request, test_id)
@@ -100,7 +99,7 @@ async def stop(request: Request, test_id: int = TEST_ID) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def plot(request: Request, test_id: int = TEST_ID) -> Response:
+async def plot(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     """Needs the plot extra (matplotlib) on the server: 501 without it."""
     figures = await report(request, test_id)
 

@@ -20,7 +20,6 @@ from shared.registry import list_algorithms
 from shared.settings import get_settings
 
 router = APIRouter(tags=["models"], responses=ERRORS, dependencies=[Depends(require("admin"))])
-NAME = Path(min_length=1, max_length=128)
 
 
 def _models(endpoint: str | None) -> list[dict[str, Any]]:
@@ -63,9 +62,9 @@ async def _change(request: Request, change: Any, **kwargs: Any) -> Response:
 async def promote(
     request: Request,
     body: LifecycleRequest | None = None,
-    endpoint: str = NAME,
-    name: str = NAME,
-    version: str = NAME,
+    endpoint: str = Path(min_length=1, max_length=128),
+    name: str = Path(min_length=1, max_length=128),
+    version: str = Path(min_length=1, max_length=128),
 ) -> Response:
     """The current production model goes to staging; a status-history row says who and why."""
     reason = body.reason if body else ""
@@ -80,7 +79,9 @@ async def promote(
     response_model=ModelInfo,
 )
 async def rollback(
-    request: Request, body: LifecycleRequest | None = None, endpoint: str = NAME
+    request: Request,
+    body: LifecycleRequest | None = None,
+    endpoint: str = Path(min_length=1, max_length=128),
 ) -> Response:
     reason = body.reason if body else ""
     return await _change(request, lifecycle.rollback, endpoint=endpoint, reason=reason)
@@ -94,9 +95,9 @@ async def rollback(
 async def retire(
     request: Request,
     body: LifecycleRequest | None = None,
-    endpoint: str = NAME,
-    name: str = NAME,
-    version: str = NAME,
+    endpoint: str = Path(min_length=1, max_length=128),
+    name: str = Path(min_length=1, max_length=128),
+    version: str = Path(min_length=1, max_length=128),
 ) -> Response:
     """Workers stop holding it; its rows stay."""
     reason = body.reason if body else ""
