@@ -150,6 +150,9 @@ def main() -> None:
                 measured = wrk(api.url, key, connections, args.seconds)
                 for name, value in measured.items():
                     figures[f"c{connections} {name}"] = value
+            # Ratios within the run: the machine is shared, so only these compare.
+            figures["c1 p50 / client p50"] = figures["c1 p50"] / figures["client p50"]
+            figures["c8 rate / echo x8"] = figures["c8 rate"] / figures["echo x8"]
             print(f"run {run + 1}: {json.dumps({k: round(v, 2) for k, v in figures.items()})}")
             for name, value in figures.items():
                 rows.setdefault(name, []).append({"value": value})
@@ -166,8 +169,8 @@ def main() -> None:
         [
             ("64 clients: predictions/s", medians["c64 rate"], ">= 1,000 (3,000)"),
             ("64 clients: p99 ms", medians["c64 p99"], "<= 100"),
-            ("1 client: p50 / Client p50", medians["c1 p50"] / medians["client p50"], "<= 1.3"),
-            ("8 clients: rate / echo x8 rate", medians["c8 rate"] / medians["echo x8"], ">= 5"),
+            ("1 client: p50 / Client p50", medians["c1 p50 / client p50"], "<= 1.3"),
+            ("8 clients: rate / echo x8 rate", medians["c8 rate / echo x8"], ">= 5"),
         ],
     )
     harness.drop_database()

@@ -21,6 +21,7 @@ from producer.api.app import app
 
 pytestmark = pytest.mark.integration
 
+
 @schemathesis.serializer("application/x-ndjson")
 def json_lines(_context: Any, value: Any) -> bytes:
     """A generated body as JSON Lines: a string as it is, anything else one JSON line."""

@@ -18,7 +18,9 @@ from workers.training import TARGET
 pytestmark = pytest.mark.integration
 
 
-def test_the_tutorial_ab_notebook_runs_unchanged(http: httpx.Client, held_out: pd.DataFrame) -> None:
+def test_the_tutorial_ab_notebook_runs_unchanged(
+    http: httpx.Client, held_out: pd.DataFrame
+) -> None:
     algorithms = {a["name"]: a for a in http.get("/api/v1/mlalgorithms").json()}
     assert algorithms["random forest"]["current_status"] == "production"
     assert [e["name"] for e in http.get("/api/v1/endpoints").json()] == ["income_classifier"]
@@ -41,8 +43,15 @@ def test_the_tutorial_ab_notebook_runs_unchanged(http: httpx.Client, held_out: p
         sent = http.post(url, data=record) if i % 2 else http.post(url, json=record)
         assert sent.status_code == 200, sent.text
         answer = sent.json()
-        assert answer["status"] == "OK" and set(answer) == {"label", "probability", "status", "request_id"}
-        feedback = http.put(f"/api/v1/mlrequests/{answer['request_id']}", data={"feedback": row[TARGET]})
+        assert answer["status"] == "OK" and set(answer) == {
+            "label",
+            "probability",
+            "status",
+            "request_id",
+        }
+        feedback = http.put(
+            f"/api/v1/mlrequests/{answer['request_id']}", data={"feedback": row[TARGET]}
+        )
         assert feedback.status_code == 200 and feedback.json()["recorded"] == 1
         answers.append(answer)
     stopped = http.post(f"/api/v1/stop_ab_test/{started.json()['id']}")
