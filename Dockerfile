@@ -1,4 +1,5 @@
-# The one image every mlqueue service runs: workers, beat, Flower and the migrate step.
+# The one image every mlqueue service runs: workers, beat, Flower, the HTTP API and the
+# migrate step.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,7 +17,8 @@ COPY --chown=mlq:mlq shared ./shared
 COPY --chown=mlq:mlq producer ./producer
 COPY --chown=mlq:mlq workers ./workers
 COPY --chown=mlq:mlq data ./data
-# Editable, so the committed training data stays where the code looks for it.
-RUN pip install -e .
+# Editable, so the committed training data stays where the code looks for it. Every
+# extra: the worker's machine-learning stack, the API's server, the A/B plots.
+RUN pip install -e '.[all]'
 USER mlq
 CMD ["mlq", "--help"]

@@ -23,7 +23,7 @@ import difflib
 import itertools
 import json
 import math
-from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,11 +60,18 @@ def csv_cell(text: str) -> Any:
 
 
 def csv_records(
-    handle: IO[str], *, name: str = "the CSV file", text_columns: Collection[str] = ()
+    handle: IO[str],
+    *,
+    name: str = "the CSV file",
+    text_columns: Collection[str] = (),
+    check: Callable[[list[str]], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Records keyed by the header; cells of ``text_columns`` (an id column) stay text."""
+    """Records keyed by the header; cells of ``text_columns`` (an id column) stay text.
+    ``check`` sees the header before any record is read (a stream read once)."""
     reader = csv.reader(handle, skipinitialspace=True, strict=True)
     header = csv_header(reader, name)
+    if check is not None:
+        check(header)
     as_text = [column in text_columns for column in header]
     for row in csv_rows(reader, len(header), name):
         yield {

@@ -63,6 +63,10 @@ def flower_command(*, port: int) -> list[str]:
     return ["celery", "-A", "workers", "flower", f"--port={port}"]
 
 
+def api_command(*, host: str, port: int, workers: int) -> list[str]:
+    return ["mlq", "serve", "--host", host, "--port", str(port), "--workers", str(workers)]
+
+
 class LocalProcess:
     """A child process with its output in a log file; ``ready`` says when it may be used."""
 
@@ -203,8 +207,35 @@ class LocalFlower(LocalProcess):
         self.url = f"http://127.0.0.1:{port}"
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthcheck", timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return _answers(f"{self.url}/healthcheck")
+
+
+class LocalApi(LocalProcess):
+    """``mlq serve`` on 127.0.0.1, ready once ``/health`` answers.
+
+    Usage::
+
+        with LocalApi(log_path=Path("api.log"), port=8000) as api:
+            httpx.post(f"{api.url}/v1/endpoints/income_classifier/predictions", ...)
+    """
+
+    name = "api"
+
+    def __init__(
+        self, *, log_path: Path, port: int, workers: int = 1, env: dict[str, str] | None = None
+    ) -> None:
+        command = api_command(host="127.0.0.1", port=port, workers=workers)
+        # `python -m producer.cli`: the `mlq` program of this interpreter.
+        super().__init__(["producer.cli", *command[1:]], log_path=log_path, env=env)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def ready(self) -> bool:
+        return _answers(f"{self.url}/health")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False

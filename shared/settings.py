@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +106,18 @@ class Settings(BaseSettings):
     # The endpoints a worker serves (comma-separated); empty: every endpoint that is not
     # isolated. `celery -A workers worker --endpoints a,b` overrides it.
     worker_endpoints: str = ""
+    # The HTTP API (`mlq serve`, producer/api). "off" serves without API keys, and only
+    # to clients on the loopback interface: a demo on one machine (docs/api.md).
+    api_auth: Literal["on", "off"] = "on"
+    # The largest JSON or form body the API reads (a batch upload is streamed instead).
+    api_max_body_bytes: Positive = 1_048_576
+    # The most concurrent predictions the API sends as one message, and how many such
+    # messages per endpoint it keeps in flight before it holds new requests back to
+    # group them (best near the number of worker processes serving predictions).
+    api_group_max_size: Annotated[int, Field(gt=0, le=1000)] = 64
+    api_group_max_in_flight: Annotated[int, Field(gt=0, le=1000)] = 2
+    # The longest ?wait= a client may ask for; longer asks wait this long.
+    api_max_wait_s: Seconds = Field(60.0, alias="MLQ_API_MAX_WAIT_SECONDS")
 
     @model_validator(mode="after")
     def _defaults_and_consistency(self) -> Settings:
@@ -165,6 +177,11 @@ class Settings(BaseSettings):
             "model cache": str(self.model_cache),
             "model poll every (s)": str(self.model_poll_s),
             "worker endpoints": self.worker_endpoints or "all but isolated",
+            "API auth": self.api_auth,
+            "API max body (bytes)": str(self.api_max_body_bytes),
+            "API group max size": str(self.api_group_max_size),
+            "API group max in flight": str(self.api_group_max_in_flight),
+            "API max wait (s)": str(self.api_max_wait_s),
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cachetools import TTLCache, cached
@@ -32,8 +33,11 @@ from workers.ab_evaluation import end_expired, end_test, report
 from workers.batch_serving import serve_chunk
 from workers.deliveries import BoundedDeliveryTask
 from workers.feedback import serve_feedback
+from workers.item_results import store_item_results
 from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_group, serve_prediction
+
+log = logging.getLogger(__name__)
 
 # A database outage is retried with exponential backoff (1 s, 2 s, 4 s, ... capped at
 # 60 s) for as long as it lasts: giving up would drop the record with no row. Rows are
@@ -84,11 +88,14 @@ def predict(
     )
 
 
+# Each record's result is stored under its own request id (what producers wait on), so
+# the group's list is not stored again under the message's id.
 @app.task(
     name=TASK_PREDICT_MANY,
     bind=True,
     base=BoundedDeliveryTask,
     time_limit=SINGLE_RECORD_TIME_LIMIT_S,
+    ignore_result=True,
     **RETRY_POLICY,
 )
 def predict_many(
@@ -98,9 +105,16 @@ def predict_many(
     status: str | None = None,
     version: str | None = None,
 ) -> list[PredictResult]:
-    return serve_group(
+    results = serve_group(
         STORE, REGISTRY, items=items, endpoint=endpoint, status=status, version=version
     )
+    try:
+        store_item_results(app.backend, items, results)
+    except Exception:
+        # The rows are written and the group's result holds every answer; only reading
+        # them by request id now waits for the rows.
+        log.warning("predict_many: results not stored by request id", exc_info=True)
+    return results
 
 
 @app.task(name=TASK_PREDICT_BATCH, bind=True, base=BoundedDeliveryTask, **RETRY_POLICY)

@@ -29,9 +29,11 @@ from producer.cli.batch import batch
 from producer.cli.demo import demo
 from producer.cli.failures import explain
 from producer.cli.feedback import feedback
+from producer.cli.keys import keys
 from producer.cli.models import list_command, models
 from producer.cli.plugins import load_plugin, plugin_names
 from producer.cli.predict import predict, result
+from producer.cli.serve import serve
 from producer.cli.stats import stats
 from shared.cli_output import DEBUG_FLAG, emit, json_option, report_error, wants_json
 
@@ -140,5 +142,7 @@ cli.add_command(feedback)
 cli.add_command(ab)
 cli.add_command(stats)
 cli.add_command(models)
+cli.add_command(serve)
+cli.add_command(keys)
 # The tutorial's word for what `mlq models list` shows.
 cli.add_command(list_command, name="algorithms")

@@ -301,3 +301,40 @@ class WorkerModel(Base):
     )
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A key of the HTTP API: only the sha256 of its secret is kept (the secret is
+    random and long, so a plain hash is enough), with the scopes it grants."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    # The first characters of the secret, shown by `mlq keys list` to tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(128))  # comma-separated
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """A POST the API answered under an ``Idempotency-Key`` header, per API key: a retry
+    with the same key gets the first answer instead of doing the work again."""
+
+    __tablename__ = "api_idempotency_key"
+
+    # "key:<id>" of the API key that sent it, or "anonymous" when auth is off.
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    # A key reused for another request body is refused, not answered with another's.
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    # A prediction's request id, fixed when the key is first seen.
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    status_code: Mapped[int | None]
+    response: Mapped[Any | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -81,29 +81,34 @@ def existing_positions(session: Session, *, batch_id: str, start: int, stop: int
 
 
 def copy_requests(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
-    """Write new request rows in bulk; returns how many were new.
+    """Write new request rows in bulk; returns how many were new (``copied_ids``)."""
+    return len(copied_ids(session, rows=rows))
 
-    On PostgreSQL: COPY, in a savepoint. The caller has left out positions that have a
-    row (``existing_positions``), so the COPY normally succeeds; if an id exists anyway
-    (the same chunk running twice at once, or a single request that chose a batch's id),
-    the primary key refuses the COPY, the savepoint rolls it back, and the rows go in
-    again by ``INSERT ... ON CONFLICT DO NOTHING``: the new ones are written, none twice.
-    Elsewhere: that insert straight away.
+
+def copied_ids(session: Session, *, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Write new request rows in bulk; the ids written now.
+
+    On PostgreSQL: COPY, in a savepoint. The caller has left out rows it knows exist
+    (``existing_positions``), so the COPY normally succeeds; if an id exists anyway
+    (a redelivered message, the same chunk running twice at once, or a single request
+    that chose a batch's id), the primary key refuses the COPY, the savepoint rolls it
+    back, and the rows go in again by ``INSERT ... ON CONFLICT DO NOTHING``: the new
+    ones are written, none twice. Elsewhere: that insert straight away.
     """
     if not rows:
-        return 0
+        return set()
     if dialect_name(session) != "postgresql":
-        return record_requests(session, rows=rows)
+        return inserted_ids(session, rows=rows)
     try:
         with session.begin_nested():
             _copy(session, rows)
     except psycopg.IntegrityError:
-        return record_requests(session, rows=rows)
+        return inserted_ids(session, rows=rows)
     except psycopg.Error as error:
         # COPY runs on the driver's cursor: give its errors SQLAlchemy's classes, so an
         # outage (OperationalError) is retried like any other statement's.
         raise DBAPIError.instance("COPY ml_request", None, error, psycopg.Error) from error
-    return len(rows)
+    return {row["id"] for row in rows}
 
 
 def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:

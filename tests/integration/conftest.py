@@ -84,6 +84,7 @@ TABLES = (
     "feedback",
     "batch",
     "batch_external_id",
+    "api_idempotency_key",
     "ab_test",
     "worker_model",
     "ml_algorithm_status",
@@ -150,3 +151,40 @@ def run_mlq(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+API_PORT = 18000 + os.getpid() % 1000
+
+
+@pytest.fixture(scope="session")
+def api_server(worker: object, database: str) -> Iterator[Any]:
+    """A real `mlq serve` process (one server process) beside the session's worker."""
+    from producer.local_processes import LocalApi
+
+    process = LocalApi(log_path=TEST_HOME / "api.log", port=API_PORT)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def api_keys(database: str) -> dict[str, str]:
+    """Secrets of API keys by what they may do: "all", and one key per single scope."""
+    from shared.db.api_keys import SCOPES, create_key
+    from shared.db.engine import session_scope
+
+    with session_scope() as session:
+        made = {"all": create_key(session, name="tests", scopes=SCOPES, created_by="tests")[0]}
+        for scope in SCOPES:
+            made[scope] = create_key(session, name=scope, scopes=[scope], created_by="tests")[0]
+    return made
+
+
+@pytest.fixture
+def http(api_server: Any, api_keys: dict[str, str], clean_db: str) -> Iterator[Any]:
+    """An HTTP client of the API with a key of every scope, against a clean database."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_keys['all']}"}
+    with httpx.Client(base_url=api_server.url, headers=headers, timeout=60) as client:
+        yield client

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from producer.local_processes import beat_command, flower_command, worker_command
+from producer.local_processes import api_command, beat_command, flower_command, worker_command
 from shared.contracts import QUEUE_BATCH, QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "worker-single", "worker-batch", "beat", "flower")
+APP_SERVICES = ("migrate", "worker-single", "worker-batch", "beat", "flower", "api")
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.rabbitmq.yml")
 
 
@@ -54,6 +54,12 @@ def test_beat_and_flower_run_the_tests_commands(compose: dict[str, Any]) -> None
     assert services(compose)["flower"]["command"] == flower_command(port=5555)
 
 
+def test_the_api_runs_the_tests_command_and_is_health_checked(compose: dict[str, Any]) -> None:
+    api = services(compose)["api"]
+    assert api["command"] == api_command(host="0.0.0.0", port=8000, workers=2)
+    assert "/health/ready" in " ".join(api["healthcheck"]["test"])
+
+
 def test_the_one_shot_step_migrates_and_trains(compose: dict[str, Any]) -> None:
     migrate = services(compose)["migrate"]
     assert migrate["command"][-1] == "mlq db upgrade && mlq train"
@@ -61,7 +67,7 @@ def test_the_one_shot_step_migrates_and_trains(compose: dict[str, Any]) -> None:
 
 
 def test_services_wait_for_what_they_need(compose: dict[str, Any]) -> None:
-    for name in ("worker-single", "worker-batch", "beat", "flower"):
+    for name in ("worker-single", "worker-batch", "beat", "flower", "api"):
         needs = services(compose)[name]["depends_on"]
         assert needs["migrate"]["condition"] == "service_completed_successfully", name
         assert needs["postgres"]["condition"] == "service_healthy", name

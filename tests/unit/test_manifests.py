@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from producer.local_processes import beat_command, flower_command, worker_command
+from producer.local_processes import api_command, beat_command, flower_command, worker_command
 from scripts import validate_manifests
 from shared.contracts import QUEUE_BATCH, QUEUES
 from shared.settings import Settings
@@ -77,6 +77,10 @@ def test_beat_flower_and_migrate_run_the_compose_commands(manifests: dict[str, R
     assert container(manifests, "mlq-beat")["command"] == beat_command()
     assert container(manifests, "mlq-flower")["command"] == flower_command(port=5555)
     assert container(manifests, "mlq-migrate")["command"] == compose["migrate"]["command"]
+    api = container(manifests, "mlq-api")
+    assert api["command"] == api_command(host="0.0.0.0", port=8000, workers=2)
+    assert api["command"] == compose["api"]["command"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
 
 
 @pytest.mark.parametrize("worker", WORKERS)

@@ -1,0 +1,58 @@
+"""Property tests of every operation against the API's own OpenAPI document
+(schemathesis): whatever a client sends, no 500, and every answer matches the document.
+Kept to a few examples per operation, so that the suite stays fast."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from producer.api.app import app
+
+pytestmark = pytest.mark.integration
+
+
+@schemathesis.serializer("application/x-ndjson")
+def json_lines(_context: Any, value: Any) -> bytes:
+    """A generated body as JSON Lines: a string as it is, anything else one JSON line."""
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode() + b"\n"
+
+
+# The document the server serves at /openapi.json (the same app, built here).
+schema = schemathesis.openapi.from_dict(app.openapi())
+
+
+@schema.parametrize()
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_no_operation_fails_or_breaks_its_document(
+    case: Any, api_server: Any, api_keys: dict[str, str], clean_db: str
+) -> None:
+    response = case.call(
+        base_url=api_server.url,
+        headers={"Authorization": f"Bearer {api_keys['all']}"},
+        timeout=30,
+    )
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
