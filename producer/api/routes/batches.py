@@ -83,7 +83,7 @@ async def upload(
         raise unsupported(kind, ("text/csv", "application/x-ndjson"))
     ignored = tuple(n.strip() for n in (ignore_columns or "").split(",") if n.strip())
     expected = await asyncio.to_thread(_model_columns, endpoint, status, version)
-    columns = BatchColumns(id_column, ignored, expected)
+    columns = BatchColumns(id_column, ignored)
     batch_id = batch_id or uuid.uuid4().hex
     settings = get_settings()
     # A CSV line may hold a record written verbosely; a bound all the same.
@@ -98,8 +98,8 @@ async def upload(
 
     def check(header: list[str]) -> None:
         columns.check(header, "the CSV header")
-        if columns.model_columns is not None:
-            check_header(header, columns.model_columns, ignored=columns.not_sent)
+        if expected is not None:
+            check_header(header, expected, ignored=columns.not_sent)
 
     records: Iterator[Any]
     if kind in CSV_TYPES:
