@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import PredictResult
 from shared.db.engine import autocommit_connection
+from shared.db.models import utcnow
 from shared.db.requests import get_responses, inserted_ids
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
@@ -24,6 +25,7 @@ from workers.model_store import ModelStore
 from workers.request_checks import unkeyable
 from workers.results import InternalError, error_result, request_row
 from workers.scoring import Item, score_items
+from workers.shadow import ShadowAnswer, shadow_rows, write_shadow_answers
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ def serve_group(
         keyed.append((i, Item(request_id, raw.get("record"), str(key))))
     if not keyed:
         return [answers[i] for i in range(len(items))]
+    shadows: list[ShadowAnswer] = []
     try:
         scored = score_items(
             store,
@@ -93,24 +96,36 @@ def serve_group(
             status=status,
             version=version,
             failure=failure,
+            shadows=shadows,
         )
     except SQLAlchemyError:
         raise
     except Exception:  # a bug of ours must not lose the records: each gets an error row
         log.exception("requests %s: unexpected failure", [item.request_id for _, item in keyed])
         scored = [(error_result(item.request_id, InternalError()), None) for _, item in keyed]
-    per_record_ms = (time.perf_counter() - started) * 1000 / max(len(keyed), 1)
+    # A row's latency is its own model's: a shadow challenger's scoring is left out.
+    shadow_ms = sum(answer.latency_ms for answer in shadows)
+    elapsed_ms = (time.perf_counter() - started) * 1000 - shadow_ms
+    per_record_ms = elapsed_ms / max(len(keyed), 1)
     rows = [
         request_row(
             result, endpoint=endpoint, record=item.record, latency_ms=per_record_ms, route=route
         )
         for (_, item), (result, route) in zip(keyed, scored, strict=True)
     ]
-    # One statement, committed by itself: the rows are the only write of a prediction.
+    if shadows:  # the shadow answers carry their requests' time
+        now = utcnow()
+        for row in rows:
+            row["created_at"] = now
+    # One statement, committed by itself: the rows are the only write of a prediction
+    # (a shadow test's challenger answers follow in one more, never failing the rows).
     with autocommit_connection() as connection:
         written = inserted_ids(connection, rows=rows) if rows else set()
         redelivered = [row["id"] for row in rows if row["id"] not in written]
         stored = get_responses(connection, request_ids=redelivered) if redelivered else {}
+    if shadows:
+        when = {row["id"]: row["created_at"] for row in rows if row["id"] in written}
+        write_shadow_answers(shadow_rows(shadows, created_at=when))
     for (i, item), (result, _) in zip(keyed, scored, strict=True):
         if item.request_id in stored:
             log.info(

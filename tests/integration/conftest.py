@@ -84,6 +84,8 @@ TABLES = (
     "feedback",
     "batch",
     "batch_external_id",
+    "ab_shadow_answer",
+    "ab_replay_request",
     "ab_test",
     "worker_model",
     "ml_algorithm_status",
