@@ -17,6 +17,16 @@ COLOURS = {"A": "tab:blue", "B": "tab:orange"}
 
 
 def plot_report(report: Mapping[str, Any], *, path: Path) -> None:
+    """Write the PNG of `mlq ab show`'s report."""
+    import matplotlib.pyplot as plt
+
+    figure = draw_report(report)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def draw_report(report: Mapping[str, Any]) -> Any:
+    """The report's figure (a matplotlib Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -60,8 +70,7 @@ def plot_report(report: Mapping[str, Any], *, path: Path) -> None:
     for axes in (metric_axes, coverage_axes, error_axes):
         axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def _series(

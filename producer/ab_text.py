@@ -9,7 +9,7 @@ from typing import Any
 from shared.cli_output import key_values, table
 
 
-def test_text(test: Mapping[str, Any]) -> str:
+def human_test(test: Mapping[str, Any]) -> str:
     """The test, its decision and, where there is one, its evidence."""
     header = {
         f"test #{test['id']}": f"{test['a']} (A) vs {test['b']} (B), {_mode(test)}",
@@ -36,7 +36,7 @@ def test_text(test: Mapping[str, Any]) -> str:
     return "\n".join([*parts, "", key_values(details)])
 
 
-def tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
+def human_tests(tests: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         {
             **test,
@@ -146,7 +146,8 @@ def _checks(checks: Mapping[str, Any]) -> list[str]:
     for name, label in (("uneven_feedback", "even feedback"), ("sample_ratio", "sample ratio")):
         check = checks.get(name)
         if check is not None:
-            said.append(f"{label} {_passed(check)} (p={_p(check['p_value'])})")
+            tested = "" if check["p_value"] is None else f" (p={_p(check['p_value'])})"
+            said.append(f"{label} {_passed(check)}{tested}")
     return said
 
 

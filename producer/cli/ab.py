@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from producer.ab_text import test_text, tests_table
+from producer.ab_text import human_test, human_tests
 from producer.cli.durations import DURATION
 from shared.cli_output import EXIT_NOT_FINISHED, emit, json_option, say
 from shared.contracts import DECISION_RULES, DEFAULT_ENDPOINT, LIVE_MODES, RULE_SEQUENTIAL
@@ -131,7 +131,7 @@ def start(
         title=title,
         created_by="mlq ab start",
     )
-    emit(test, test_text)
+    emit(test, human_test)
 
 
 @ab.command("list")
@@ -141,7 +141,7 @@ def list_command() -> None:
     from producer.client import Client
 
     tests = Client().ab_tests()
-    emit(tests, tests_table(tests) if tests else "")
+    emit(tests, human_tests(tests) if tests else "")
 
 
 @ab.command("show")
@@ -164,7 +164,7 @@ def show(test_id: int, plot: Path | None) -> None:
 
         plot_report(figures, path=plot)
         say(f"wrote {plot}")
-    emit(figures, test_text)
+    emit(figures, human_test)
 
 
 @ab.command("stop")
@@ -175,7 +175,7 @@ def stop(test_id: int) -> None:
     Writes the database: no worker needed."""
     from producer.client import Client
 
-    emit(Client().stop_ab_test(test_id), test_text)
+    emit(Client().stop_ab_test(test_id), human_test)
 
 
 @ab.command("replay")
@@ -234,7 +234,7 @@ def replay(
         created_by="mlq ab replay",
         on_progress=_progress(),
     )
-    emit(figures, test_text)
+    emit(figures, human_test)
     if figures["state"] != "ended":
         sys.exit(EXIT_NOT_FINISHED)
 
