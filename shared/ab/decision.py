@@ -76,7 +76,7 @@ class DecisionSettings:
     metric: str = METRIC_ACCURACY
     split: float = 0.5  # B's share of traffic (split mode)
     alpha: float = 0.05
-    min_labelled: int = 200  # per arm (split) or paired records (shadow)
+    min_labelled: int = 200  # per arm (split) or paired records (shadow, replay)
     min_coverage: float = 0.5  # labelled share of each arm's eligible answered requests
     tau: float = DEFAULT_TAU
     concentration: float = DEFAULT_CONCENTRATION
@@ -142,10 +142,10 @@ def decide(
     ``final``: the end time has come or someone stopped the test, so decide now.
     ``pairs``: a shadow or replay test's paired records (required in those modes).
     """
-    shadow = settings.mode in PAIRED_MODES
-    if shadow and pairs is None:
+    paired = settings.mode in PAIRED_MODES
+    if paired and pairs is None:
         raise ValueError("a shadow test is decided on its paired records: pass pairs")
-    if shadow:
+    if paired:
         assert pairs is not None
         effect, metric_a, metric_b, labelled_pairs = _paired_comparison(pairs, settings)
         labelled = {"paired records": labelled_pairs}
@@ -173,7 +173,7 @@ def decide(
             min_samples=settings.min_latency_samples,
         ),
     ]
-    checks, blocks = _checks(a, b, labelled, settings, shadow=shadow)
+    checks, blocks = _checks(a, b, labelled, settings, paired=paired)
     significant = effect.p_value is not None and effect.p_value <= settings.alpha
     evidence: dict[str, Any] = {
         "rule": settings.rule,
@@ -187,7 +187,7 @@ def decide(
         "metric": settings.metric,
         "compared": [metric_a, metric_b],
         "effect": {**asdict(effect), "significant": significant},
-        "paired": _paired_evidence(pairs) if shadow else None,
+        "paired": _paired_evidence(pairs) if paired else None,
         "checks": checks,
         "guardrails": {g.name: asdict(g) for g in guardrails},
     }
@@ -324,7 +324,7 @@ def _checks(
     labelled: dict[str, int],
     settings: DecisionSettings,
     *,
-    shadow: bool,
+    paired: bool,
 ) -> tuple[dict[str, Any], list[str]]:
     """The gates a promotion must pass, as evidence, and the reasons of those failing."""
     blocks = []
@@ -351,7 +351,7 @@ def _checks(
         },
         "coverage": {"coverage": coverage, "needed": settings.min_coverage, "passed": not low},
     }
-    if shadow:
+    if paired:
         # Both arms score the same records and share their feedback: there is no split
         # to mismatch and no way for labels to miss one arm more than the other.
         checks["uneven_feedback"] = checks["sample_ratio"] = None
