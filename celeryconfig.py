@@ -8,7 +8,7 @@ import math
 
 from kombu import Exchange, Queue
 
-from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_END_EXPIRED, TASK_QUEUES
+from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_EVALUATE, TASK_QUEUES
 from shared.embedded_broker import TRANSPORT_PATH
 from shared.settings import get_settings
 
@@ -81,11 +81,12 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-# Celery beat (`celery -A workers beat`) ends A/B tests whose time is up. Ending is
-# idempotent, so two beats, or a beat racing `mlq ab stop`, still end a test once.
+# Celery beat (`celery -A workers beat`) evaluates running A/B tests and ends those
+# decided (conclusive, a guardrail breached, or their time up). Ending is idempotent, so
+# two beats, or a beat racing `mlq ab stop`, still end a test once.
 beat_schedule = {
-    "end-expired-ab-tests": {
-        "task": TASK_AB_END_EXPIRED,
+    "evaluate-ab-tests": {
+        "task": TASK_AB_EVALUATE,
         "schedule": max(_settings.ab_check_s, 0.5),
         "options": {"queue": QUEUE_CONTROL, "expires": max(_settings.ab_check_s, 0.5)},
     }

@@ -48,6 +48,7 @@ class BatchesMixin(ClientBase):
         on_sent: Callable[[int], None] | None = None,
         id_column: str | None = None,
         ignore_columns: Sequence[str] = (),
+        algorithm_id: int | None = None,
     ) -> BatchSubmission:
         """Send many records (a DataFrame or any iterable of records) in chunks.
 
@@ -57,6 +58,7 @@ class BatchesMixin(ClientBase):
         same ``batch_id`` and input writes nothing twice. ``id_column`` names a field
         holding the caller's own id of each record: kept here, not sent, and given back
         by ``mlq batch results``; ``ignore_columns`` are dropped before sending.
+        ``algorithm_id`` sends every record to that registered version (a replay).
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -95,6 +97,8 @@ class BatchesMixin(ClientBase):
                 "status": status,
                 "version": version,
             }
+            if algorithm_id is not None:
+                kwargs["algorithm_id"] = algorithm_id
             if id_column is not None:
                 with session_scope() as session:
                     ids = columns.take_ids(len(chunk))

@@ -23,7 +23,8 @@ from producer.predictions import PredictionsMixin
 from shared.celery_app import app as default_app
 
 
-class Client(PredictionsMixin, BatchesMixin, FeedbackMixin, ABTestsMixin):
+# ABTestsMixin builds on BatchesMixin (a replay is sent as a batch), so it comes first.
+class Client(PredictionsMixin, ABTestsMixin, BatchesMixin, FeedbackMixin):
     """Sends work to mlqueue's workers and reads what they recorded."""
 
     def __init__(self, app: Celery | None = None) -> None:

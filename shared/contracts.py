@@ -16,7 +16,7 @@ from shared.errors import InvalidRecordError, RecordTooLargeError
 from shared.json_safe import json_safe
 
 # Queues. Single records and batch chunks travel apart so that one prediction is never
-# stuck behind a large batch; control work (A/B evaluation) has its own lane too.
+# stuck behind a large batch; control work (beat's A/B evaluation) has its own lane too.
 QUEUE_PREDICT = "predict"
 QUEUE_BATCH = "batch"
 QUEUE_FEEDBACK = "feedback"
@@ -28,9 +28,7 @@ TASK_PREDICT = "mlq.predict"
 TASK_PREDICT_BATCH = "mlq.predict_batch"
 TASK_PREDICT_MANY = "mlq.predict_many"
 TASK_FEEDBACK = "mlq.feedback"
-TASK_AB_END_EXPIRED = "mlq.ab.end_expired"
-TASK_AB_STOP = "mlq.ab.stop"
-TASK_AB_REPORT = "mlq.ab.report"
+TASK_AB_EVALUATE = "mlq.ab.evaluate"
 TASK_ECHO = "mlq.echo"
 
 TASK_QUEUES = {
@@ -38,18 +36,24 @@ TASK_QUEUES = {
     TASK_PREDICT_BATCH: QUEUE_BATCH,
     TASK_PREDICT_MANY: QUEUE_PREDICT,
     TASK_FEEDBACK: QUEUE_FEEDBACK,
-    TASK_AB_END_EXPIRED: QUEUE_CONTROL,
-    TASK_AB_STOP: QUEUE_CONTROL,
-    TASK_AB_REPORT: QUEUE_CONTROL,
+    TASK_AB_EVALUATE: QUEUE_CONTROL,
     TASK_ECHO: QUEUE_PREDICT,
 }
 
-# How an A/B test decides. "significance": B replaces A only if both arms have enough
-# labelled requests, the traffic split is healthy and the difference is significant.
-# "higher_accuracy": the tutorial's rule, no test of chance.
-RULE_SIGNIFICANCE = "significance"
+# How an A/B test decides (shared/ab/decision.py). "sequential": an always-valid test,
+# evaluated by beat as the test runs, that ends it once the evidence is conclusive;
+# B replaces A only on enough labels from a healthy test with no guardrail breached.
+# "higher_accuracy": the tutorial's rule, decided at the end with no test of chance.
+RULE_SEQUENTIAL = "sequential"
 RULE_HIGHER_ACCURACY = "higher_accuracy"
-DECISION_RULES = (RULE_SIGNIFICANCE, RULE_HIGHER_ACCURACY)
+DECISION_RULES = (RULE_SEQUENTIAL, RULE_HIGHER_ACCURACY)
+# How a test reaches the challenger. "split": a share of the traffic is served by B.
+# "shadow": A serves everyone, B scores the same records beside it and its answers are
+# kept. "replay": B re-scores inputs A already answered (`mlq ab replay`); no traffic.
+MODE_SPLIT = "split"
+MODE_SHADOW = "shadow"
+MODE_REPLAY = "replay"
+LIVE_MODES = (MODE_SPLIT, MODE_SHADOW)
 STATUS_AB_TESTING = "ab_testing"
 
 # Feedback items per message when many are sent at once.
@@ -229,6 +233,9 @@ class PredictBatchKwargs(TypedDict):
     records: list[Any]
     status: NotRequired[str | None]
     version: NotRequired[str | None]
+    # One registered version by its id, whatever its status (`mlq ab replay` sends its
+    # records to the challenger so): overrides status and version, and no A/B test applies.
+    algorithm_id: NotRequired[int | None]
 
 
 class PredictBatchResult(TypedDict):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.ab_tests import running_test
+from shared.ab.running import running_test
 from shared.contracts import DEFAULT_STATUS, STATUS_AB_TESTING
 from shared.db.models import Endpoint, MLAlgorithm, MLAlgorithmStatus
 from shared.errors import ConfigurationError, NoAlgorithmError

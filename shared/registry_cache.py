@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.ab_tests import RunningTest, running_test
+from shared.ab.running import RunningTest, running_test
 from shared.db.engine import session_scope
 from shared.registry import AlgorithmInfo, choose_algorithm, endpoint_candidates
 

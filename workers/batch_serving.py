@@ -22,6 +22,7 @@ from workers.request_checks import chunk_problem
 from workers.results import request_row
 from workers.routing import Route
 from workers.scoring import Item, score_items
+from workers.shadow import ShadowAnswer, shadow_rows, write_shadow_answers
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def serve_chunk(
     status: str | None = None,
     version: str | None = None,
     failure: MlqError | None = None,
+    algorithm_id: int | None = None,
 ) -> PredictBatchResult:
     """Score a chunk and write a row for each of its records that has none yet
     (``failure``: give every such record that error instead, see ``score_items``)."""
@@ -76,6 +78,7 @@ def serve_chunk(
         for i in todo:
             request_id = batch_request_id(batch_id, start + i)
             items.append(Item(request_id, records[i], request_id))
+        shadows: list[ShadowAnswer] = []
         outcomes = score_items(
             store,
             registry,
@@ -84,7 +87,11 @@ def serve_chunk(
             status=status,
             version=version,
             failure=failure,
+            shadows=shadows,
+            algorithm_id=algorithm_id,
         )
+        # A row's latency is its own model's: a shadow challenger's scoring is left out.
+        shadow_ms = sum(answer.latency_ms for answer in shadows)
         rows = chunk_rows(
             batch_id=batch_id,
             endpoint=endpoint,
@@ -92,9 +99,11 @@ def serve_chunk(
             records=records,
             todo=todo,
             outcomes=outcomes,
-            latency_ms=(time.perf_counter() - started) * 1000 / max(len(todo), 1),
+            latency_ms=((time.perf_counter() - started) * 1000 - shadow_ms) / max(len(todo), 1),
         )
         written = copy_requests(session, rows=rows)
+    # After the chunk's rows are committed, so that they never depend on these.
+    write_shadow_answers(shadow_rows(shadows, created_at={r["id"]: r["created_at"] for r in rows}))
     errors = sum(1 for result, _ in outcomes if result["status"] != "OK")
     log.info(
         "batch %s chunk %d+%d: %d scored (%d errors), %d already written, %.0f ms",

@@ -2,6 +2,9 @@
 requested version), validate them against their model's schema, predict each model's
 records together. A bad record gets its own error result; the rest are scored.
 
+In a shadow test the control's records are scored a second time by the challenger,
+whose answers are only kept (``shadows``), never returned and never allowed to fail.
+
 Plain functions: single predictions, groups of them and batch chunks all come here; tests
 call it with no broker.
 """
@@ -9,6 +12,7 @@ call it with no broker.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,7 @@ from workers.model_store import LoadedModel, ModelStore
 from workers.request_checks import size_error
 from workers.results import InternalError, error_result, scored_results
 from workers.routing import Route, route_many
+from workers.shadow import ShadowAnswer
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +48,16 @@ def score_items(
     status: str | None = None,
     version: str | None = None,
     failure: MlqError | None = None,
+    shadows: list[ShadowAnswer] | None = None,
+    algorithm_id: int | None = None,
 ) -> list[tuple[PredictResult, Route | None]]:
     """A result and its route for every item, in order. Database errors propagate (the
     task is retried); anything else a record causes becomes its error result.
 
     With ``failure`` (a message given up as poison), nothing is scored: every record
-    gets that error (or its own size error).
+    gets that error (or its own size error). ``shadows`` collects the challenger's
+    answers of a shadow test (a caller that passes None writes none). ``algorithm_id``:
+    every record goes to that version (see ``route_many``).
     """
     if failure is not None:
         return [(error_result(i.request_id, size_error(i.record) or failure), None) for i in items]
@@ -62,6 +71,7 @@ def score_items(
                 keys=[item.assignment_key for item in items],
                 status=status,
                 version=version,
+                algorithm_id=algorithm_id,
             )
         )
     except MlqError as error:
@@ -82,9 +92,29 @@ def score_items(
             assert selection_error is not None
             scored = [error_result(item.request_id, selection_error) for item in group]
         else:
+            started = time.perf_counter()
             scored = _score_group(store, chosen.algorithm, group)
+            if chosen.shadow is not None and shadows is not None:
+                control_ms = (time.perf_counter() - started) * 1000 / len(group)
+                shadows.extend(_score_shadow(store, chosen, group, control_ms))
         results.update(zip(positions, scored, strict=True))
     return [(results[i], routes[i]) for i in range(len(items))]
+
+
+def _score_shadow(
+    store: ModelStore, chosen: Route, items: Sequence[Item], control_ms: float
+) -> list[ShadowAnswer]:
+    """The challenger's answers to the records the control just scored: whatever the
+    challenger does, an answer each (its errors are the error guardrail's evidence)."""
+    assert chosen.shadow is not None and chosen.ab_test_id is not None
+    started = time.perf_counter()
+    try:
+        scored = _score_group(store, chosen.shadow, items)
+    except Exception:
+        log.exception("shadow test %d: the challenger failed on a group", chosen.ab_test_id)
+        scored = [error_result(item.request_id, InternalError(), chosen.shadow) for item in items]
+    shadow_ms = (time.perf_counter() - started) * 1000 / len(items)
+    return [ShadowAnswer(chosen.ab_test_id, result, shadow_ms, control_ms) for result in scored]
 
 
 def _score_group(

@@ -25,6 +25,7 @@ from workers.model_store import ModelStore
 from workers.request_checks import unkeyable
 from workers.results import InternalError, error_result, request_row
 from workers.scoring import Item, score_items
+from workers.shadow import ShadowAnswer, shadow_rows, write_shadow_answers
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def serve_group(
         keyed.append((i, Item(request_id, raw.get("record"), str(key))))
     if not keyed:
         return [answers[i] for i in range(len(items))]
+    shadows: list[ShadowAnswer] = []
     try:
         scored = score_items(
             store,
@@ -94,19 +96,28 @@ def serve_group(
             status=status,
             version=version,
             failure=failure,
+            shadows=shadows,
         )
     except SQLAlchemyError:
         raise
     except Exception:  # a bug of ours must not lose the records: each gets an error row
         log.exception("requests %s: unexpected failure", [item.request_id for _, item in keyed])
         scored = [(error_result(item.request_id, InternalError()), None) for _, item in keyed]
-    per_record_ms = (time.perf_counter() - started) * 1000 / max(len(keyed), 1)
+    # A row's latency is its own model's: a shadow challenger's scoring is left out.
+    shadow_ms = sum(answer.latency_ms for answer in shadows)
+    elapsed_ms = (time.perf_counter() - started) * 1000 - shadow_ms
+    per_record_ms = elapsed_ms / max(len(keyed), 1)
     rows = [
         request_row(
             result, endpoint=endpoint, record=item.record, latency_ms=per_record_ms, route=route
         )
         for (_, item), (result, route) in zip(keyed, scored, strict=True)
     ]
+    now = utcnow()
+    for row in rows:  # one time for the rows and their shadow answers
+        row["created_at"] = now
+    # The rows are the only write of a prediction (a shadow test's challenger answers
+    # follow in one more, never failing the rows).
     written = _write(rows)
     redelivered = [row["id"] for row in rows if row["id"] not in written]
     if redelivered:
@@ -114,6 +125,9 @@ def serve_group(
             stored = get_responses(connection, request_ids=redelivered)
     else:
         stored = {}
+    if shadows:
+        when = {row["id"]: row["created_at"] for row in rows if row["id"] in written}
+        write_shadow_answers(shadow_rows(shadows, created_at=when))
     for (i, item), (result, _) in zip(keyed, scored, strict=True):
         if item.request_id in stored:
             log.info(
@@ -144,10 +158,11 @@ def _write(rows: list[dict[str, Any]]) -> set[str]:
     statement for each size, which psycopg parses again every time: measured, the
     largest cost of a group after the model).
     """
+    if not rows:
+        return set()
     if len(rows) == 1:
         with autocommit_connection() as connection:
             return inserted_ids(connection, rows=rows)
-    now = utcnow()
-    full = [{**row, "batch_id": None, "batch_position": None, "created_at": now} for row in rows]
+    full = [{**row, "batch_id": None, "batch_position": None} for row in rows]
     with session_scope() as session:
         return copied_ids(session, rows=full)

@@ -9,11 +9,10 @@ from cachetools import TTLCache, cached
 from celery.result import AsyncResult
 from sqlalchemy.exc import OperationalError
 
+from shared.ab.evaluation import evaluate_running
 from shared.celery_app import app
 from shared.contracts import (
-    TASK_AB_END_EXPIRED,
-    TASK_AB_REPORT,
-    TASK_AB_STOP,
+    TASK_AB_EVALUATE,
     TASK_ECHO,
     TASK_FEEDBACK,
     TASK_PREDICT,
@@ -29,7 +28,6 @@ from shared.db.engine import session_scope
 from shared.errors import TransientError
 from shared.registry import labels_by_endpoint
 from shared.settings import get_settings
-from workers.ab_evaluation import end_expired, end_test, report
 from workers.batch_serving import serve_chunk
 from workers.deliveries import BoundedDeliveryTask
 from workers.feedback import serve_feedback
@@ -126,6 +124,7 @@ def predict_batch(
     records: list[Any],
     status: str | None = None,
     version: str | None = None,
+    algorithm_id: int | None = None,
 ) -> PredictBatchResult:
     return serve_chunk(
         STORE,
@@ -136,6 +135,7 @@ def predict_batch(
         records=records,
         status=status,
         version=version,
+        algorithm_id=algorithm_id,
     )
 
 
@@ -161,20 +161,11 @@ def feedback(items: list[Any]) -> FeedbackResult:
     return serve_feedback(items, classes=_labels_by_endpoint(), was_issued=_was_issued)
 
 
-@app.task(name=TASK_AB_END_EXPIRED, **RETRY_POLICY)
-def end_expired_ab_tests() -> list[dict[str, Any]]:
-    """Run by Celery beat: end every A/B test whose time is up."""
-    return end_expired(ended_by="beat")
-
-
-@app.task(name=TASK_AB_STOP, **RETRY_POLICY)
-def stop_ab_test(test_id: int, ended_by: str = "mlq ab stop") -> dict[str, Any]:
-    return end_test(test_id, ended_by=ended_by)
-
-
-@app.task(name=TASK_AB_REPORT, **RETRY_POLICY)
-def report_ab_test(test_id: int) -> dict[str, Any]:
-    return report(test_id)
+@app.task(name=TASK_AB_EVALUATE, **RETRY_POLICY)
+def evaluate_ab_tests() -> list[dict[str, Any]]:
+    """Run by Celery beat: evaluate every running A/B test, end those that are decided
+    (the same code `mlq ab stop` runs)."""
+    return evaluate_running(ended_by="beat")
 
 
 @app.task(name=TASK_ECHO)

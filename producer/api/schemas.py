@@ -13,8 +13,10 @@ from shared.contracts import (
     DECISION_RULES,
     DEFAULT_ENDPOINT,
     EXAMPLE_RECORD,
+    LIVE_MODES,
     MAX_REQUEST_ID_LENGTH,
-    RULE_SIGNIFICANCE,
+    MODE_SPLIT,
+    RULE_SEQUENTIAL,
 )
 from shared.db.api_keys import SCOPES
 
@@ -145,13 +147,20 @@ class LifecycleRequest(BaseModel):
 class ABTestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     endpoint: str = DEFAULT_ENDPOINT
-    a: str = Field(description="The control: the endpoint's production algorithm")
-    b: str = Field(description="The challenger")
+    a: str | None = Field(
+        None, description="The control, NAME or NAME@VERSION (default: the production one)"
+    )
+    b: str = Field(description="The challenger, NAME or NAME@VERSION")
     duration_s: float = Field(gt=0, le=366 * 24 * 3600, description="How long it runs, in seconds")
-    split: float = Field(0.5, gt=0, lt=1, description="Share of traffic for B")
+    mode: Literal[LIVE_MODES] = MODE_SPLIT  # type: ignore[valid-type]
+    rule: Literal[DECISION_RULES] = RULE_SEQUENTIAL  # type: ignore[valid-type]
+    split: float = Field(0.5, gt=0, lt=1, description="Share of traffic for B (split mode)")
     min_labelled: int = Field(200, ge=1)
+    min_coverage: float = Field(0.5, ge=0, le=1, description="Share of requests labelled")
+    label_delay_s: float = Field(0, ge=0, description="How long labels take to come, seconds")
     alpha: float = Field(0.05, gt=0, lt=1)
-    rule: Literal[DECISION_RULES] = RULE_SIGNIFICANCE  # type: ignore[valid-type]
+    guardrail_alpha: float = Field(0.05, gt=0, lt=1)
+    latency_margin: float = Field(0.2, ge=0, description="B's latency allowed above A's")
     title: str | None = Field(None, max_length=256)
 
 

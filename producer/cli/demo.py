@@ -91,7 +91,7 @@ def demo(records: int) -> None:
     _step(f"done in {time.monotonic() - started:.0f}s; where to look next")
     _say(f"mlq result {request_id}        # the sample's stored result, any time later")
     _say(f"mlq batch results {batch_id} -o results.csv")
-    _say(f"mlq ab show {test['id']} --plot ab.png   # needs a worker running")
+    _say(f"mlq ab show {test['id']} --plot ab.png   # the evidence, and a plot of it")
     _say("mlq algorithms                 # statuses after the test")
     _say("docs/cli.md, docs/operations.md: every command; Redis, PostgreSQL and Flower")
     if summary is None:
@@ -144,7 +144,8 @@ def _ab_test_on_a_batch(client: Any, records: int) -> tuple[dict[str, Any], str]
     _say(f"test #{test['id']}: the endpoint's traffic is split 50/50 until {test['ends_at']}")
     _step(f"scoring {len(held_out)} held-out records as a batch through the split")
     features = [{k: v for k, v in row.items() if k != TARGET} for row in held_out]
-    submission = client.submit_batch(features, source="demo")
+    # Chunks of 100: rows get their chunk's time, so the test's plot has points to show.
+    submission = client.submit_batch(features, source="demo", chunk_size=100)
     status = wait_for_batch(submission.batch_id, submission.total, timeout=300)
     _say(f"{status['ok']} scored, {status['failed']} failed, {status['rate_per_s']} records/s")
     _step("sending their true labels as feedback")
@@ -174,11 +175,11 @@ def _wait_for_beat(client: Any, test_id: int, arms: dict[str, str]) -> dict[str,
             report = client.ab_report(test_id)
             summary: dict[str, Any] = report["summary"]
             for arm, name in arms.items():
-                stats = summary["arms"][arm]
+                stats = summary["evidence"]["arms"][arm]
+                low, high = stats["accuracy_interval"] or (0.0, 0.0)
                 _say(
                     f"arm {arm} ({name}): {stats['requests']} requests, {stats['labelled']} "
-                    f"labelled, accuracy {stats['accuracy']:.4f} "
-                    f"[{stats['ci_low']:.4f}, {stats['ci_high']:.4f}]"
+                    f"labelled, accuracy {stats['accuracy'] or 0:.4f} [{low:.4f}, {high:.4f}]"
                 )
             _say(f"ended by {report['ended_by']}: {summary['text']}")
             return summary

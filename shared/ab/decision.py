@@ -22,18 +22,31 @@ from shared.ab.statistics import (
     PairedCounts,
     agreement_rate,
     arm_summary,
+    mean_absolute_error_effect,
     paired_accuracy_effect,
+    paired_mean_difference_effect,
     sample_ratio_p_value,
     split_accuracy_effect,
     uneven_feedback_p_value,
 )
-from shared.contracts import RULE_HIGHER_ACCURACY
+from shared.contracts import (
+    DECISION_RULES,
+    MODE_REPLAY,
+    MODE_SHADOW,
+    MODE_SPLIT,
+    RULE_HIGHER_ACCURACY,
+    RULE_SEQUENTIAL,
+)
 
-RULE_SEQUENTIAL = "sequential"
-RULES = (RULE_SEQUENTIAL, RULE_HIGHER_ACCURACY)
-MODE_SPLIT = "split"
-MODE_SHADOW = "shadow"
-MODES = (MODE_SPLIT, MODE_SHADOW)
+RULES = DECISION_RULES
+MODES = (MODE_SPLIT, MODE_SHADOW, MODE_REPLAY)
+# Shadow and replay tests have both models answer the same records: a paired test.
+PAIRED_MODES = (MODE_SHADOW, MODE_REPLAY)
+# What is compared: a classifier's accuracy (higher is better), a regressor's mean
+# absolute error against the true values given as feedback (lower is better).
+METRIC_ACCURACY = "accuracy"
+METRIC_MAE = "mean_absolute_error"
+METRICS = (METRIC_ACCURACY, METRIC_MAE)
 
 # The normal mixture's tau, in accuracy (0.03 = 3 points), matched to the differences
 # worth detecting between model versions as Johari et al. (2017, section 4) advise.
@@ -49,6 +62,9 @@ DEFAULT_TAU = 0.03
 # within one look of the fastest for 1 and 2 point differences; for 4 points,
 # concentration 2 needs 250 records against 350.
 DEFAULT_CONCENTRATION = 10.0
+# The mixture's tau for mean absolute errors, relative to A's: differences of about 5%
+# of the control's error (``mean_absolute_error_effect``'s default).
+DEFAULT_MAE_TAU = 0.05
 
 
 @dataclass(frozen=True)
@@ -57,12 +73,14 @@ class DecisionSettings:
 
     rule: str = RULE_SEQUENTIAL
     mode: str = MODE_SPLIT
+    metric: str = METRIC_ACCURACY
     split: float = 0.5  # B's share of traffic (split mode)
     alpha: float = 0.05
-    min_labelled: int = 200  # per arm (split) or paired records (shadow)
+    min_labelled: int = 200  # per arm (split) or paired records (shadow, replay)
     min_coverage: float = 0.5  # labelled share of each arm's eligible answered requests
     tau: float = DEFAULT_TAU
     concentration: float = DEFAULT_CONCENTRATION
+    mae_tau: float = DEFAULT_MAE_TAU  # relative to A's mean absolute error
     guardrail_alpha: float = 0.05
     latency_margin: float = 0.2  # B may be this much slower (relative) before it counts
     latency_tau: float = 0.2  # relative to A's mean latency
@@ -75,12 +93,14 @@ class DecisionSettings:
             raise ValueError(f"unknown decision rule {self.rule!r}; use one of {', '.join(RULES)}")
         if self.mode not in MODES:
             raise ValueError(f"unknown A/B mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
         for name in ("split", "alpha", "guardrail_alpha"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
         if not 0 <= self.min_coverage <= 1:
             raise ValueError(f"min_coverage must be between 0 and 1, not {self.min_coverage}")
-        for name in ("tau", "concentration", "latency_tau"):
+        for name in ("tau", "concentration", "latency_tau", "mae_tau"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
@@ -92,15 +112,17 @@ class Decision:
     stop: bool  # end the test now; False: keep running
     conclusive: bool  # the evidence settled it (a significant effect or a guardrail breach)
     reason: str
-    accuracy_a: float | None
-    accuracy_b: float | None
+    metric: str  # what metric_a and metric_b are: accuracy, or mean absolute error
+    metric_a: float | None
+    metric_b: float | None
     evidence: dict[str, Any] = field(default_factory=dict)  # JSON-ready
 
     def text(self) -> str:
         """The tutorial's line, and why."""
+        name = "accuracy" if self.metric == METRIC_ACCURACY else "mean absolute error"
         return (
-            f"Model #1 accuracy: {_show(self.accuracy_a)}, "
-            f"Model #2 accuracy: {_show(self.accuracy_b)} -- {self.reason}"
+            f"Model #1 {name}: {_show(self.metric_a)}, "
+            f"Model #2 {name}: {_show(self.metric_b)} -- {self.reason}"
         )
 
     def summary(self) -> dict[str, Any]:
@@ -118,25 +140,20 @@ def decide(
     """Decide a test from its counts.
 
     ``final``: the end time has come or someone stopped the test, so decide now.
-    ``pairs``: a shadow test's paired records (required in shadow mode).
+    ``pairs``: a shadow or replay test's paired records (required in those modes).
     """
-    shadow = settings.mode == MODE_SHADOW
-    if shadow and pairs is None:
+    paired = settings.mode in PAIRED_MODES
+    if paired and pairs is None:
         raise ValueError("a shadow test is decided on its paired records: pass pairs")
-    if shadow:
+    if paired:
         assert pairs is not None
-        effect = paired_accuracy_effect(
-            pairs, tau=settings.tau, concentration=settings.concentration, alpha=settings.alpha
-        )
-        accuracy_a, accuracy_b = _paired_accuracies(pairs)
-        labelled = {"paired records": pairs.labelled}
+        effect, metric_a, metric_b, labelled_pairs = _paired_comparison(pairs, settings)
+        labelled = {"paired records": labelled_pairs}
         error_guardrail = paired_error_guardrail(
             pairs, alpha=settings.guardrail_alpha, concentration=settings.concentration
         )
     else:
-        effect = split_accuracy_effect(a, b, tau=settings.tau, alpha=settings.alpha)
-        accuracy_a = a.correct / a.labelled if a.labelled else None
-        accuracy_b = b.correct / b.labelled if b.labelled else None
+        effect, metric_a, metric_b = _split_comparison(a, b, settings)
         labelled = {"arm A": a.labelled, "arm B": b.labelled}
         error_guardrail = error_rate_guardrail(
             a,
@@ -156,17 +173,21 @@ def decide(
             min_samples=settings.min_latency_samples,
         ),
     ]
-    checks, blocks = _checks(a, b, labelled, settings, shadow=shadow)
+    checks, blocks = _checks(a, b, labelled, settings, paired=paired)
     significant = effect.p_value is not None and effect.p_value <= settings.alpha
     evidence: dict[str, Any] = {
         "rule": settings.rule,
         "mode": settings.mode,
         "final": final,
         "settings": asdict(settings),
-        "arms": {"A": arm_summary(a), "B": arm_summary(b)},
-        "accuracy_compared": [accuracy_a, accuracy_b],
+        "arms": {
+            "A": arm_summary(a, regressor=settings.metric == METRIC_MAE),
+            "B": arm_summary(b, regressor=settings.metric == METRIC_MAE),
+        },
+        "metric": settings.metric,
+        "compared": [metric_a, metric_b],
         "effect": {**asdict(effect), "significant": significant},
-        "paired": _paired_evidence(pairs) if shadow else None,
+        "paired": _paired_evidence(pairs) if paired else None,
         "checks": checks,
         "guardrails": {g.name: asdict(g) for g in guardrails},
     }
@@ -175,23 +196,65 @@ def decide(
     if breached:
         verdict = _Verdict("guardrail_breach", "A", f"{breached[0].reason}; control kept")
     else:
-        if accuracy_a is None or accuracy_b is None:
+        if metric_a is None or metric_b is None:
             blocks.insert(0, "no labelled requests yet")
         if settings.rule == RULE_HIGHER_ACCURACY:
-            verdict = _higher_accuracy(accuracy_a, accuracy_b, blocks, final=final)
+            verdict = _tutorial_rule(metric_a, metric_b, blocks, settings.metric, final=final)
         else:
-            verdict = _sequential(effect, significant, blocks, settings.alpha, final=final)
+            verdict = _sequential(effect, significant, blocks, settings, final=final)
     evidence["outcome"] = verdict.outcome
+    promote, reason = verdict.winner == "B", verdict.reason
+    if promote and settings.mode == MODE_REPLAY:
+        # A replay only reports: B reaches production through a live test.
+        promote = False
+        reason = f"{reason.removesuffix('; B promoted')}; a replay promotes nothing"
     return Decision(
         winner=verdict.winner,
-        promote=verdict.winner == "B",
+        promote=promote,
         stop=verdict.stop,
         conclusive=verdict.outcome in ("conclusive", "guardrail_breach"),
-        reason=verdict.reason,
-        accuracy_a=accuracy_a,
-        accuracy_b=accuracy_b,
+        reason=reason,
+        metric=settings.metric,
+        metric_a=metric_a,
+        metric_b=metric_b,
         evidence=evidence,
     )
+
+
+def _split_comparison(
+    a: ArmCounts, b: ArmCounts, settings: DecisionSettings
+) -> tuple[Effect, float | None, float | None]:
+    """B against A between independent arms: the effect and each arm's metric."""
+    if settings.metric == METRIC_MAE:
+        effect = mean_absolute_error_effect(
+            a.absolute_error, b.absolute_error, tau_relative=settings.mae_tau, alpha=settings.alpha
+        )
+        return effect, a.absolute_error.mean, b.absolute_error.mean
+    effect = split_accuracy_effect(a, b, tau=settings.tau, alpha=settings.alpha)
+    accuracy_a = a.correct / a.labelled if a.labelled else None
+    accuracy_b = b.correct / b.labelled if b.labelled else None
+    return effect, accuracy_a, accuracy_b
+
+
+def _paired_comparison(
+    pairs: PairedCounts, settings: DecisionSettings
+) -> tuple[Effect, float | None, float | None, int]:
+    """B against A on the same records: the effect, each model's metric over the labelled
+    pairs, and how many labelled pairs there are."""
+    if settings.metric == METRIC_MAE:
+        a, b = pairs.absolute_error_a, pairs.absolute_error_b
+        effect = paired_mean_difference_effect(
+            pairs.error_difference,
+            metric="paired mean absolute error B - A",
+            scale=a.mean,
+            tau_relative=settings.mae_tau,
+            alpha=settings.alpha,
+        )
+        return effect, a.mean, b.mean, pairs.error_difference.n
+    effect = paired_accuracy_effect(
+        pairs, tau=settings.tau, concentration=settings.concentration, alpha=settings.alpha
+    )
+    return (effect, *_paired_accuracies(pairs), pairs.labelled)
 
 
 class _Verdict(NamedTuple):
@@ -201,32 +264,50 @@ class _Verdict(NamedTuple):
     stop: bool = True
 
 
-def _higher_accuracy(
-    accuracy_a: float | None, accuracy_b: float | None, blocks: list[str], *, final: bool
+def _tutorial_rule(
+    metric_a: float | None,
+    metric_b: float | None,
+    blocks: list[str],
+    metric: str,
+    *,
+    final: bool,
 ) -> _Verdict:
-    """The tutorial's rule: the higher accuracy at the end wins, not tested for chance,
-    but only on enough labels from a healthy split (the minimum, coverage and sample
-    ratio gate it as they gate the sequential rule)."""
+    """The tutorial's rule: the higher accuracy (the lower error, for a regressor) at the
+    end wins, not tested for chance, but only on enough labels from a healthy split (the
+    minimum, coverage and sample ratio gate it as they gate the sequential rule)."""
     if not final:
         return _Verdict("keep_running", None, "the tutorial rule decides at the end", stop=False)
     if blocks:
         return _Verdict("final", None, f"{'; '.join(blocks)}; control stays")
-    assert accuracy_a is not None and accuracy_b is not None
-    if accuracy_a == accuracy_b:
-        return _Verdict("final", None, "equal accuracy; control stays")
-    winner = "B" if accuracy_b > accuracy_a else "A"
-    return _Verdict("final", winner, "higher accuracy (tutorial rule, not tested for chance)")
+    assert metric_a is not None and metric_b is not None
+    name = "accuracy" if metric == METRIC_ACCURACY else "mean absolute error"
+    if metric_a == metric_b:
+        return _Verdict("final", None, f"equal {name}; control stays")
+    b_better = metric_b > metric_a if metric == METRIC_ACCURACY else metric_b < metric_a
+    better = "higher accuracy" if metric == METRIC_ACCURACY else "lower mean absolute error"
+    return _Verdict(
+        "final", "B" if b_better else "A", f"{better} (tutorial rule, not tested for chance)"
+    )
 
 
 def _sequential(
-    effect: Effect, significant: bool, blocks: list[str], alpha: float, *, final: bool
+    effect: Effect,
+    significant: bool,
+    blocks: list[str],
+    settings: DecisionSettings,
+    *,
+    final: bool,
 ) -> _Verdict:
-    figures = _effect_figures(effect, alpha)
+    alpha = settings.alpha
+    figures = _effect_figures(effect, alpha, settings.metric)
     if significant and not blocks:
         assert effect.estimate is not None
-        if effect.estimate > 0:
-            return _Verdict("conclusive", "B", f"B more accurate: {figures}; B promoted")
-        return _Verdict("conclusive", "A", f"B less accurate: {figures}; control kept")
+        accuracy = settings.metric == METRIC_ACCURACY
+        if (effect.estimate > 0) == accuracy:
+            better = "more accurate" if accuracy else "smaller errors"
+            return _Verdict("conclusive", "B", f"B {better}: {figures}; B promoted")
+        worse = "less accurate" if accuracy else "larger errors"
+        return _Verdict("conclusive", "A", f"B {worse}: {figures}; control kept")
     if final:
         why = "; ".join(blocks) if blocks else f"no significant difference: {figures}"
         return _Verdict("final", None, f"{why}; control stays")
@@ -243,7 +324,7 @@ def _checks(
     labelled: dict[str, int],
     settings: DecisionSettings,
     *,
-    shadow: bool,
+    paired: bool,
 ) -> tuple[dict[str, Any], list[str]]:
     """The gates a promotion must pass, as evidence, and the reasons of those failing."""
     blocks = []
@@ -270,7 +351,7 @@ def _checks(
         },
         "coverage": {"coverage": coverage, "needed": settings.min_coverage, "passed": not low},
     }
-    if shadow:
+    if paired:
         # Both arms score the same records and share their feedback: there is no split
         # to mismatch and no way for labels to miss one arm more than the other.
         checks["uneven_feedback"] = checks["sample_ratio"] = None
@@ -317,14 +398,19 @@ def _paired_evidence(pairs: PairedCounts | None) -> dict[str, Any]:
     return {**asdict(pairs), "agreement_rate": agreement_rate(pairs)}
 
 
-def _effect_figures(effect: Effect, alpha: float) -> str:
+def _effect_figures(effect: Effect, alpha: float, metric: str) -> str:
     if effect.estimate is None or effect.p_value is None:
         return "no effect to measure yet"
     assert effect.low is not None and effect.high is not None
     sign = "<=" if effect.p_value <= alpha else ">"
+    if metric == METRIC_ACCURACY:
+        size = f"{effect.estimate * 100:+.1f} points"
+        interval = f"{effect.low * 100:+.1f} to {effect.high * 100:+.1f}"
+    else:
+        size = f"mean absolute error {effect.estimate:+.4g}"
+        interval = f"{effect.low:+.4g} to {effect.high:+.4g}"
     return (
-        f"{effect.estimate * 100:+.1f} points, always-valid {1 - alpha:.0%} interval "
-        f"{effect.low * 100:+.1f} to {effect.high * 100:+.1f}, "
+        f"{size}, always-valid {1 - alpha:.0%} interval {interval}, "
         f"p={effect.p_value:.3g} {sign} {alpha}"
     )
 

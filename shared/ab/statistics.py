@@ -57,7 +57,8 @@ class ArmCounts:
 
     ``eligible``: answered requests old enough for their label to have arrived (the
     label delay, filtered in SQL); None counts every answered request. ``labelled`` and
-    ``correct`` count answered requests with feedback among those.
+    ``correct`` count answered requests with feedback among those; for a regressor,
+    ``absolute_error`` sums |true value - prediction| over the labelled ones.
     """
 
     requests: int
@@ -66,6 +67,7 @@ class ArmCounts:
     correct: int
     latency: SampleSums = SampleSums()
     eligible: int | None = None
+    absolute_error: SampleSums = SampleSums()
 
     @property
     def answered(self) -> int:
@@ -82,7 +84,9 @@ class PairedCounts:
 
     Correctness on the records both answered and feedback labelled (a 2x2 table), the
     records where exactly one arm failed, and how often the two predictions agreed on
-    the records both answered (labelled or not).
+    the records both answered (labelled or not). For regressors, over the labelled
+    records both answered: each model's absolute errors, and their difference per
+    record (|error of B| - |error of A|), which the paired test is about.
     """
 
     both_correct: int
@@ -93,6 +97,9 @@ class PairedCounts:
     only_b_errors: int = 0
     compared: int = 0
     agreed: int = 0
+    absolute_error_a: SampleSums = SampleSums()
+    absolute_error_b: SampleSums = SampleSums()
+    error_difference: SampleSums = SampleSums()
 
     @property
     def labelled(self) -> int:
@@ -124,10 +131,18 @@ def wilson_interval(successes: int, trials: int, alpha: float = 0.05) -> list[fl
     return [float(interval.low), float(interval.high)]
 
 
-def arm_summary(counts: ArmCounts) -> dict[str, Any]:
-    """One arm's figures for the evidence and the plot, JSON-ready."""
+def arm_summary(counts: ArmCounts, *, regressor: bool = False) -> dict[str, Any]:
+    """One arm's figures for the evidence and the plot, JSON-ready (a regressor has a
+    mean absolute error where a classifier has an accuracy)."""
     latency = counts.latency
     variance = latency.variance
+    if regressor:
+        metric: dict[str, Any] = {"mean_absolute_error": counts.absolute_error.mean}
+    else:
+        metric = {
+            "accuracy": _ratio(counts.correct, counts.labelled),
+            "accuracy_interval": wilson_interval(counts.correct, counts.labelled),
+        }
     return {
         "requests": counts.requests,
         "errors": counts.errors,
@@ -135,8 +150,7 @@ def arm_summary(counts: ArmCounts) -> dict[str, Any]:
         "eligible": counts.labellable,
         "labelled": counts.labelled,
         "correct": counts.correct,
-        "accuracy": _ratio(counts.correct, counts.labelled),
-        "accuracy_interval": wilson_interval(counts.correct, counts.labelled),
+        **metric,
         "error_rate": _ratio(counts.errors, counts.requests),
         "error_rate_interval": wilson_interval(counts.errors, counts.requests),
         "label_coverage": _ratio(counts.labelled, counts.labellable),
@@ -305,6 +319,38 @@ def mean_difference_effect(
         metric,
         estimate,
         variance,
+        tau=tau,
+        alpha=alpha,
+        fixed_horizon_p_value=fixed,
+        method=method,
+    )
+
+
+def paired_mean_difference_effect(
+    differences: SampleSums,
+    *,
+    metric: str,
+    scale: float | None,
+    tau_relative: float,
+    alpha: float,
+) -> Effect:
+    """Mean of per-record differences B - A on the same records (a shadow test of
+    regressors), always valid as ``mean_difference_effect`` is; the mixture's tau is
+    ``tau_relative`` times ``scale`` (A's mean on those records)."""
+    method = f"normal-mixture SPRT on paired differences, tau={tau_relative} x A (always valid)"
+    variance = differences.variance
+    if variance is None or differences.mean is None or scale is None:
+        return Effect(metric, None, None, None, None, None, method)
+    estimate = differences.mean
+    variance_of_mean = variance / differences.n
+    tau = tau_relative * abs(scale)
+    if variance_of_mean == 0 or tau == 0:
+        return Effect(metric, estimate, estimate, estimate, None, None, method)
+    fixed = float(2 * norm.sf(abs(estimate) / math.sqrt(variance_of_mean)))
+    return _mixture_effect(
+        metric,
+        estimate,
+        variance_of_mean,
         tau=tau,
         alpha=alpha,
         fixed_horizon_p_value=fixed,

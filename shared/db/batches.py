@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from shared.contracts import batch_request_id
 from shared.db.dialect import insert
 from shared.db.external_ids import iter_external_ids
-from shared.db.models import Batch, MLAlgorithm, MLRequest, utcnow
+from shared.db.models import Batch, MLAlgorithm, MLRequest, as_utc, utcnow
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BatchProgress:
         """Records written per second, from the batch's creation to its latest row."""
         if not self.done or self.last_row_at is None:
             return None
-        seconds = (_aware(self.last_row_at) - _aware(self.created_at)).total_seconds()
+        seconds = (as_utc(self.last_row_at) - as_utc(self.created_at)).total_seconds()
         return self.done / seconds if seconds > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,11 +56,6 @@ class BatchProgress:
             "created_at": self.created_at.isoformat(),
             "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
         }
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def create_batch(

@@ -53,6 +53,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones; every
+    stored time is UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -141,20 +147,27 @@ class MLAlgorithmStatus(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+AB_MODES = ("split", "shadow", "replay")
+# A replay serves no traffic, so it may run beside a live test of its endpoint.
+_LIVE_TEST_RUNNING = "ended_at IS NULL AND mode <> 'replay'"
+
+
 class ABTest(Base):
     """An A/B test between the endpoint's production algorithm (A, the control) and a
-    challenger (B). At most one runs per endpoint, which the database enforces."""
+    challenger (B). At most one live test (split or shadow) runs per endpoint, which the
+    database enforces; a replay compares B with A's past answers and serves no one."""
 
     __tablename__ = "ab_test"
     __table_args__ = (
         CheckConstraint("split > 0 AND split < 1", name="split"),
         CheckConstraint("alpha > 0 AND alpha < 1", name="alpha"),
+        CheckConstraint(f"mode IN {AB_MODES!r}", name="mode"),
         Index(
             "uq_ab_test_one_running",
             "endpoint_id",
             unique=True,
-            postgresql_where=text("ended_at IS NULL"),
-            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text(_LIVE_TEST_RUNNING),
+            sqlite_where=text(_LIVE_TEST_RUNNING),
         ),
     )
 
@@ -175,6 +188,53 @@ class ABTest(Base):
     ended_by: Mapped[str | None] = mapped_column(String(128))
     summary: Mapped[dict[str, Any] | None]
     winner_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"))
+    mode: Mapped[str] = mapped_column(String(16), default="split")
+    # The decision's rule and settings (shared.ab.DecisionSettings), as the evidence
+    # shows them; null for tests started before they were stored.
+    settings: Mapped[dict[str, Any] | None]
+    # Requests younger than this are not yet expected to have their label: they count
+    # for neither label coverage nor accuracy.
+    label_delay_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # Where a challenger that does not win goes back to (staging stays staging).
+    b_status_before: Mapped[str | None] = mapped_column(String(32))
+    # A replay's batch: the challenger's answers to the replayed inputs.
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ABShadowAnswer(Base):
+    """The challenger's answer to a request of a shadow test, which the control served.
+
+    Written beside the request's row by the worker that served it; joined with the
+    request's feedback for the paired comparison. ``control_latency_ms`` is the control's
+    scoring time on the same records, measured the same way, for the latency guardrail.
+    """
+
+    __tablename__ = "ab_shadow_answer"
+
+    ab_test_id: Mapped[int] = mapped_column(ForeignKey("ab_test.id"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(ForeignKey("ml_algorithm.id"))
+    status: Mapped[str] = mapped_column(String(8))
+    label: Mapped[str | None] = mapped_column(String(128))
+    probability: Mapped[float | None]
+    value: Mapped[float | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None]
+    control_latency_ms: Mapped[float | None]
+    # The request's own time (its row's created_at), so windows bound both alike.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ABReplayRequest(Base):
+    """Which past request a replay batch's record re-scores: position ``position`` of
+    the replay's batch holds the input of request ``request_id``."""
+
+    __tablename__ = "ab_replay_request"
+
+    ab_test_id: Mapped[int] = mapped_column(ForeignKey("ab_test.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128))
 
 
 class Feedback(Base):

@@ -85,6 +85,8 @@ TABLES = (
     "batch",
     "batch_external_id",
     "api_idempotency_key",
+    "ab_shadow_answer",
+    "ab_replay_request",
     "ab_test",
     "worker_model",
     "ml_algorithm_status",

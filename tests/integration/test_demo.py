@@ -54,3 +54,20 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path: Path, artifacts_dir: Path)
     assert sum(r["requests"] for r in rows) == 1001  # the sample and the batch
     assert sum(r["labelled"] for r in rows) == 1000
     assert all(0.7 < r["accuracy"] < 0.95 and r["latency_p50_ms"] > 0 for r in rows)
+
+    # The test's evidence and plot on SQLite, with no worker running any more.
+    plot = tmp_path / "ab.png"
+    show = ["ab", "show", str(summary["ab_test"]), "--json", "--plot", str(plot)]
+    ab = subprocess.run(
+        [sys.executable, "-m", "producer.cli", *show],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert ab.returncode == 0, ab.stderr
+    report = json.loads(ab.stdout)
+    assert report["ended_by"] == "beat" and report["summary"]["evidence"]["arms"]
+    # The batch went in chunks: its requests spread over time, not one instant.
+    assert len({point["at"] for point in report["timeline"]}) > 1
+    assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -264,3 +264,66 @@ def test_an_arm_without_labels_reads_as_such() -> None:
 def test_unsafe_settings_are_refused(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DecisionSettings(**settings)  # type: ignore[arg-type]
+
+
+REGRESSION = DecisionSettings(metric="mean_absolute_error", min_labelled=100)
+
+
+def absolute_errors(rng: np.random.Generator, scale: float, n: int) -> SampleSums:
+    """The sums SQL would give for n absolute errors of a model with this error scale."""
+    errors = np.abs(rng.normal(0, scale, n))
+    return SampleSums(n, float(errors.sum()), float((errors**2).sum()))
+
+
+def regressor_arm(errors: SampleSums) -> ArmCounts:
+    return ArmCounts(errors.n, 0, errors.n, 0, latencies(errors.n), absolute_error=errors)
+
+
+def test_a_regressor_with_smaller_errors_is_promoted_on_mean_absolute_error() -> None:
+    rng = np.random.default_rng(5)
+    a, b = (regressor_arm(absolute_errors(rng, s, 400)) for s in (60.0, 40.0))
+    decision = decide(a, b, final=False, settings=REGRESSION)
+    assert decision.stop and (decision.winner, decision.promote) == ("B", True)
+    assert decision.reason.startswith("B smaller errors: mean absolute error -")
+    assert decision.metric_b is not None and decision.metric_a is not None
+    assert decision.metric_b < decision.metric_a
+    assert decision.text().startswith("Model #1 mean absolute error: ")
+    assert decision.evidence["arms"]["A"]["mean_absolute_error"] == pytest.approx(decision.metric_a)
+    assert "accuracy" not in decision.evidence["arms"]["A"]
+
+
+def test_regressors_of_equal_error_keep_the_control() -> None:
+    rng = np.random.default_rng(6)
+    a, b = (regressor_arm(absolute_errors(rng, 50.0, 400)) for _ in "ab")
+    decision = decide(a, b, final=True, settings=REGRESSION)
+    assert decision.winner is None and "no significant difference" in decision.reason
+
+
+def test_a_shadow_test_of_regressors_uses_the_paired_differences() -> None:
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0, 30, 300)
+    error_a, error_b = np.abs(noise + rng.normal(0, 20, 300)), np.abs(noise)
+    sums = [SampleSums(300, float(e.sum()), float((e**2).sum())) for e in (error_a, error_b)]
+    difference = error_b - error_a
+    pairs = PairedCounts(
+        0, 0, 0, 0,
+        compared=300,
+        absolute_error_a=sums[0],
+        absolute_error_b=sums[1],
+        error_difference=SampleSums(300, float(difference.sum()), float((difference**2).sum())),
+    )  # fmt: skip
+    settings = DecisionSettings(mode="shadow", metric="mean_absolute_error", min_labelled=100)
+    a, b = arm(300, 300, 0), arm(300, 300, 0)  # in shadow, the errors come from the pairs
+    decision = decide(a, b, final=False, settings=settings, pairs=pairs)
+    assert decision.stop and decision.promote
+    assert decision.evidence["effect"]["metric"] == "paired mean absolute error B - A"
+
+
+def test_a_replay_names_the_better_model_but_promotes_nothing() -> None:
+    pairs = shadow_records(np.random.default_rng(8), 3000, 0.84, 0.88, discordant=0.06)
+    replay = DecisionSettings(mode="replay")
+    decision = decide(
+        arm(3000, 3000, 0), arm(3000, 3000, 0), final=True, settings=replay, pairs=pairs
+    )
+    assert decision.winner == "B" and not decision.promote
+    assert decision.reason.endswith("; a replay promotes nothing")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.ab_tests import start_test
+from shared.ab.start import start_test
 from shared.db.engine import make_engine
 from shared.db.migrate import upgrade
 from shared.db.models import ABTest

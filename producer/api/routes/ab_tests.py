@@ -1,5 +1,5 @@
 """A/B tests: start, list, show, stop, plot: the client's calls (producer/ab.py), as the
-CLI makes them. Showing and stopping ask a worker (the control queue)."""
+CLI makes them, from the database alone (no worker needed)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from producer.ab_plot import plot_timeline
+from producer.ab_plot import plot_report
 from producer.api import idempotency
 from producer.api.auth import require
 from producer.api.problems import Problem
@@ -21,8 +21,6 @@ from producer.api.schemas import ABTestRequest, ABTestSummary
 from producer.client import Client
 
 router = APIRouter(tags=["A/B tests"], responses=ERRORS, dependencies=[Depends(require("admin"))])
-# How long showing or stopping a test waits for a worker.
-WORKER_WAIT_S = 15.0
 
 
 def _client(request: Request) -> Client:
@@ -41,10 +39,15 @@ async def start_test(request: Request, body: ABTestRequest) -> tuple[int, dict[s
         a=body.a,
         b=body.b,
         duration=timedelta(seconds=body.duration_s),
+        mode=body.mode,
+        rule=body.rule,
         split=body.split,
         min_labelled=body.min_labelled,
+        min_coverage=body.min_coverage,
+        label_delay=timedelta(seconds=body.label_delay_s),
         alpha=body.alpha,
-        rule=body.rule,
+        guardrail_alpha=body.guardrail_alpha,
+        latency_margin=body.latency_margin,
         title=body.title,
         created_by=_who(request),
     )
@@ -55,8 +58,9 @@ async def start_test(request: Request, body: ABTestRequest) -> tuple[int, dict[s
     "/v1/ab-tests", status_code=201, summary="Start an A/B test", response_model=ABTestSummary
 )
 async def start(request: Request, body: ABTestRequest) -> Response:
-    """Between the endpoint's production algorithm (a) and a challenger (b); the
-    endpoint's default traffic is split from the next registry refresh on."""
+    """A challenger (b) against the endpoint's production algorithm (a), each NAME or
+    NAME@VERSION; split mode shares the endpoint's default traffic, shadow mode has B
+    score the same records beside A. Beat ends it once the evidence is conclusive."""
     return await idempotency.idempotent(
         request, await request.body(), lambda: start_test(request, body)
     )
@@ -68,7 +72,7 @@ async def tests(request: Request) -> Response:
 
 
 async def report(request: Request, test_id: int) -> dict[str, Any]:
-    return await asyncio.to_thread(_client(request).ab_report, test_id, timeout=WORKER_WAIT_S)
+    return await asyncio.to_thread(_client(request).ab_report, test_id)
 
 
 @router.get(
@@ -80,7 +84,7 @@ async def show(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Res
 
 async def stop_test(request: Request, test_id: int) -> tuple[int, dict[str, Any]]:
     client = _client(request)
-    return 200, await asyncio.to_thread(client.stop_ab_test, test_id, timeout=WORKER_WAIT_S)
+    return 200, await asyncio.to_thread(client.stop_ab_test, test_id, ended_by=_who(request))
 
 
 @router.post(
@@ -106,12 +110,12 @@ async def plot(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Res
     def draw() -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             path = FilePath(folder) / "plot.png"
-            plot_timeline(figures["timeline"], title=figures["title"], path=path)
+            plot_report(figures, path=path)
             return path.read_bytes()
 
     try:
         png = await asyncio.to_thread(draw)
-    except ModuleNotFoundError:  # matplotlib, loaded by plot_timeline
+    except ModuleNotFoundError:  # matplotlib, loaded by plot_report
         raise Problem(
             501, "not_installed", "plots need the plot extra on the server: mlqueue[plot]"
         ) from None

@@ -210,8 +210,8 @@ async def start_ab_test(request: Request, body: TutorialABTest) -> Response:
             )
         started = Client(request.app.state.celery).start_ab_test(
             endpoint=one.endpoint,
-            a=one.name,
-            b=two.name,
+            a=f"{one.name}@{one.version}",
+            b=f"{two.name}@{two.version}",
             duration=TUTORIAL_TEST_DURATION,
             title=body.title or None,
             created_by=body.created_by,
@@ -228,7 +228,7 @@ async def start_ab_test(request: Request, body: TutorialABTest) -> Response:
 )
 async def stop_ab_test(request: Request, test_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     client = Client(request.app.state.celery)
-    ended = await asyncio.to_thread(client.stop_ab_test, test_id, timeout=15.0)
+    ended = await asyncio.to_thread(client.stop_ab_test, test_id, ended_by="tutorial stop_ab_test")
     summary = ended.get("summary") or {}
     return json_response(
         {"message": "AB Test finished.", "summary": summary.get("text", summary), **ended}
