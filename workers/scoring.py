@@ -130,30 +130,35 @@ def _score_group(
             columns = model.schema.columns_of([model.schema.validate(item.record)])
         except MlqError as error:
             return [error_result(item.request_id, error, algorithm)]
-        return _predict(model, [item.request_id], columns)
+        return _predict(model, algorithm, [item.request_id], columns)
     chunk = model.schema.validate_many([item.record for item in items])
     results = {
         i: error_result(items[i].request_id, error, algorithm) for i, error in chunk.errors.items()
     }
     if chunk.positions:
         ids = [items[i].request_id for i in chunk.positions]
-        results.update(zip(chunk.positions, _predict(model, ids, chunk.columns), strict=True))
+        scored = _predict(model, algorithm, ids, chunk.columns)
+        results.update(zip(chunk.positions, scored, strict=True))
     return [results[i] for i in range(len(items))]
 
 
-def _predict(model: LoadedModel, ids: list[str], columns: dict[str, Any]) -> list[PredictResult]:
+def _predict(
+    model: LoadedModel, algorithm: AlgorithmInfo, ids: list[str], columns: dict[str, Any]
+) -> list[PredictResult]:
     """Predict the rows together; if the model fails on them, row by row, so that the
-    record that makes it fail gets the error and no other does."""
+    record that makes it fail gets the error and no other does. Results name
+    ``algorithm`` as the registry says it is now (its status may have changed since the
+    model was loaded)."""
     try:
-        return scored_results(ids, model.algorithm, model.predictor.predict(columns))
+        return scored_results(ids, algorithm, model.predictor.predict(columns))
     except (MlqError, SQLAlchemyError):
         raise
     except Exception:
         if len(ids) == 1:
             log.exception("request %s: the model failed on it", ids[0])
-            return [error_result(ids[0], InternalError(), model.algorithm)]
+            return [error_result(ids[0], InternalError(), algorithm)]
     results = []
     for row, request_id in enumerate(ids):
         one = {name: values[row : row + 1] for name, values in columns.items()}
-        results.extend(_predict(model, [request_id], one))
+        results.extend(_predict(model, algorithm, [request_id], one))
     return results

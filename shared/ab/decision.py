@@ -83,6 +83,9 @@ class DecisionSettings:
     mae_tau: float = DEFAULT_MAE_TAU  # relative to A's mean absolute error
     guardrail_alpha: float = 0.05
     latency_margin: float = 0.2  # B may be this much slower (relative) before it counts
+    latency_slack_ms: float = (
+        1.0  # ... and this much (absolute): sub-millisecond noise is not a breach
+    )
     latency_tau: float = 0.2  # relative to A's mean latency
     min_latency_samples: int = 100
     sample_ratio_threshold: float = 0.001
@@ -171,6 +174,7 @@ def decide(
             tau_relative=settings.latency_tau,
             alpha=settings.guardrail_alpha,
             min_samples=settings.min_latency_samples,
+            slack_seconds=settings.latency_slack_ms / 1000,
         ),
     ]
     checks, blocks = _checks(a, b, labelled, settings, paired=paired)

@@ -66,12 +66,16 @@ def latency_guardrail(
     tau_relative: float,
     alpha: float,
     min_samples: int,
+    slack_seconds: float = 0.0,
 ) -> GuardrailResult:
-    """Is B's mean worker latency more than ``margin`` (relative) above A's?
+    """Is B's mean worker latency more than ``margin`` (relative) and ``slack_seconds``
+    (absolute) above A's?
 
-    The test is of mean(B) - (1 + margin) mean(A) > 0, so B being slightly slower
-    (within the margin) never ends a test. It waits for ``min_samples`` latencies per
-    arm because latencies are skewed and the normal approximation needs many.
+    The test is of mean(B) - (1 + margin) mean(A) - slack > 0, so B being slightly
+    slower (within the margin, or by less than the slack: 0.1 ms against 0.3 ms is three
+    times slower and still nothing a caller notices) never ends a test. It waits for
+    ``min_samples`` latencies per arm because latencies are skewed and the normal
+    approximation needs many.
     """
     effect = mean_difference_effect(
         a.latency,
@@ -80,12 +84,14 @@ def latency_guardrail(
         tau_relative=tau_relative,
         alpha=alpha,
         a_factor=1 + margin,
+        slack=slack_seconds,
     )
     mean_a, mean_b = a.latency.mean, b.latency.mean
     figures = {
         "n": [a.latency.n, b.latency.n],
         "mean_seconds": [mean_a, mean_b],
         "margin": margin,
+        "slack_seconds": slack_seconds,
         "min_samples": min_samples,
         "estimate_seconds": effect.estimate,
         "interval_seconds": [effect.low, effect.high],
@@ -95,7 +101,7 @@ def latency_guardrail(
     change = f"{mean_b / mean_a - 1:+.0%}" if mean_a else "n/a"
     means = (
         f"B mean {mean_b * 1000:.1f} ms against A {mean_a * 1000:.1f} ms "
-        f"({change}, margin {margin:.0%})"
+        f"({change}, margin {margin:.0%} and {slack_seconds * 1000:g} ms)"
     )
     if min(a.latency.n, b.latency.n) < min_samples:
         waiting = f"worker latency: {means}, not tested below {min_samples} per arm"

@@ -295,20 +295,23 @@ def mean_difference_effect(
     tau_relative: float,
     alpha: float,
     a_factor: float = 1.0,
+    slack: float = 0.0,
 ) -> Effect:
-    """Mean of B minus ``a_factor`` times the mean of A between independent samples,
+    """Mean of B minus ``a_factor`` times the mean of A, less ``slack``, between
+    independent samples,
     always valid, from sufficient statistics with estimated variances (the asymptotic
     confidence sequence of Waudby-Smith et al. 2023, as a normal mixture).
 
     The mixture's tau is ``tau_relative`` times A's mean, so one setting fits any unit
     (seconds, dollars): "differences of about this share of the control's mean".
-    ``a_factor`` above 1 tests against a margin, e.g. 1.2 for "B more than 20% worse".
+    ``a_factor`` above 1 tests against a margin, e.g. 1.2 for "B more than 20% worse";
+    ``slack`` adds an absolute one ("and by more than 1 ms").
     """
     method = f"normal-mixture SPRT, tau={tau_relative} x mean of A (always valid); z-test"
     var_a, var_b = a.variance, b.variance
     if var_a is None or var_b is None or a.mean is None or b.mean is None:
         return Effect(metric, None, None, None, None, None, method)
-    estimate = b.mean - a_factor * a.mean
+    estimate = b.mean - a_factor * a.mean - slack
     variance = var_b / b.n + a_factor**2 * var_a / a.n
     tau = tau_relative * abs(a.mean)
     if variance == 0 or tau == 0:

@@ -198,7 +198,7 @@ def test_a_shadow_test_with_a_planted_winner_promotes_it(
     assert outcome["ended_now"] is True  # conclusive long before the end time
     report = client.ab_report(test["id"])
     summary = report["summary"]
-    assert (summary["winner"], summary["promote"]) == ("B", True)
+    assert (summary["winner"], summary["promote"]) == ("B", True), summary
     paired = summary["evidence"]["paired"]
     assert paired["compared"] == 170 and paired["only_b_correct"] > 5 * paired["only_a_correct"]
     assert summary["evidence"]["effect"]["fixed_horizon_p_value"] < 0.001  # McNemar's exact

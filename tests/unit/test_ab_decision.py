@@ -123,8 +123,18 @@ def test_a_much_slower_challenger_breaches_the_latency_guardrail() -> None:
     decision = decide(a, b, final=False)
     assert decision.stop and decision.winner == "A" and not decision.promote
     assert decision.reason.startswith(
-        "guardrail worker latency breached: B mean 15.0 ms against A 10.0 ms (+50%, margin 20%)"
+        "guardrail worker latency breached: B mean 15.0 ms against A 10.0 ms (+50%, margin 20% "
+        "and 1 ms)"
     )
+
+
+def test_a_challenger_slower_by_less_than_the_slack_does_not_breach() -> None:
+    """Three times slower, but by 0.2 ms: nothing a caller would notice."""
+    a = ArmCounts(1000, 0, 1000, 840, latencies(1000, mean=0.0001, sd=0.00002))
+    b = ArmCounts(1000, 0, 1000, 900, latencies(1000, mean=0.0003, sd=0.00006))
+    assert not decide(a, b, final=False).evidence["guardrails"]["latency"]["breached"]
+    strict = DecisionSettings(latency_slack_ms=0)
+    assert decide(a, b, final=False, settings=strict).evidence["guardrails"]["latency"]["breached"]
 
 
 def test_slower_within_the_margin_or_on_few_requests_does_not_breach() -> None:
