@@ -7,22 +7,26 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shared.contracts import FeedbackResult
+from shared.contracts import FeedbackResult, key_problem
 from shared.db.engine import session_scope
 from shared.db.feedback import existing_requests, previous_labels, upsert_feedback
 
 MAX_ID_LENGTH = 128
+MAX_LABEL_LENGTH = 128  # feedback.label
 
 
 def _item_error(item: Any) -> str | None:
+    """Why one item cannot be stored: only that item is refused, never its message."""
     if not isinstance(item, Mapping):
         return "a feedback item must be an object with request_id and label"
     request_id, label = item.get("request_id"), item.get("label")
-    if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
-        return f"request_id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+    problem = key_problem(request_id, MAX_ID_LENGTH)
+    if problem:
+        return f"request_id {problem}"
     if isinstance(label, bool) or not isinstance(label, str | int | float):
         return "label must be a string (a regressor's true value may be a number)"
-    return None
+    problem = key_problem(str(label), MAX_LABEL_LENGTH)
+    return f"label {problem}" if problem else None
 
 
 def label_problem(label: str, allowed: frozenset[str] | None) -> str | None:

@@ -155,12 +155,16 @@ class ABTestRequest(BaseModel):
     mode: Literal[LIVE_MODES] = MODE_SPLIT  # type: ignore[valid-type]
     rule: Literal[DECISION_RULES] = RULE_SEQUENTIAL  # type: ignore[valid-type]
     split: float = Field(0.5, gt=0, lt=1, description="Share of traffic for B (split mode)")
-    min_labelled: int = Field(200, ge=1)
+    min_labelled: int = Field(200, ge=1, le=1_000_000_000)
     min_coverage: float = Field(0.5, ge=0, le=1, description="Share of requests labelled")
-    label_delay_s: float = Field(0, ge=0, description="How long labels take to come, seconds")
+    label_delay_s: float = Field(
+        0, ge=0, le=366 * 24 * 3600, description="How long labels take to come, seconds"
+    )
     alpha: float = Field(0.05, gt=0, lt=1)
     guardrail_alpha: float = Field(0.05, gt=0, lt=1)
-    latency_margin: float = Field(0.2, ge=0, description="B's latency allowed above A's")
+    latency_margin: float = Field(
+        0.2, ge=0, le=1000, description="B's latency allowed above A's, as a share of A's"
+    )
     title: str | None = Field(None, max_length=256)
 
 

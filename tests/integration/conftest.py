@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import (
     BACKEND_DB,
@@ -107,8 +109,18 @@ def clean_db(database: str, builtin_bundles: list[tuple[str, Any]]) -> str:
     """Every test starts from an empty database holding only the registered tutorial models."""
     from shared.db.engine import get_engine
 
-    with get_engine(database).begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    # The session's worker may still be reading these tables (its model poll, a late
+    # write of the previous test): TRUNCATE then waits, or loses a deadlock. Try again.
+    for attempt in range(5):
+        try:
+            with get_engine(database).begin() as connection:
+                connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+                connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     register_bundles(builtin_bundles)
     return database
 

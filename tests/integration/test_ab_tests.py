@@ -310,6 +310,22 @@ def test_feedback_early_twice_unknown_and_invalid(client: Client) -> None:
         assert session.get(Feedback, "never-issued") is not None  # kept, not dropped
 
 
+def test_an_unstorable_feedback_item_fails_alone(client: Client) -> None:
+    request_id = client.predict(read_adult(ADULT_DATA).drop(columns=[TARGET]).iloc[0].to_dict())
+    client.result(request_id, timeout=30)
+    outcome = client.feedback_many(
+        [("nul\x00id", "<=50K"), ("half\ud800pair", "<=50K"), (request_id, "bad\x00label")]
+        + [(request_id, ">50K")]
+    )
+    errors = {item["request_id"]: item["error"] for item in outcome["invalid"]}
+    assert "NUL" in errors["nul\x00id"] and "surrogate" in errors["half\ud800pair"]
+    assert "label holds a NUL" in errors[request_id]
+    assert outcome["recorded"] == 1
+    with session_scope() as session:
+        stored = session.get(Feedback, request_id)
+        assert stored is not None and (stored.label, stored.times_given) == (">50K", 1)
+
+
 def test_early_feedback_joins_its_row_when_it_arrives(
     client: Client, held_out: pd.DataFrame
 ) -> None:

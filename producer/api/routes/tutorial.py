@@ -112,7 +112,18 @@ async def algorithms() -> Response:
     "/{endpoint_name}/predict",
     summary="The tutorial's prediction: waits for the answer",
     response_model=TutorialPrediction,
-    responses={400: {"model": TutorialPrediction, "description": "The tutorial's error body"}},
+    responses={
+        400: {
+            "model": TutorialPrediction,
+            "description": "The tutorial's error body (a refused record), or a problem "
+            "document (a body that is not JSON or a form)",
+            "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                }
+            },
+        }
+    },
     dependencies=[Depends(require("predict"))],
     openapi_extra=FORM_OR_JSON,
 )
