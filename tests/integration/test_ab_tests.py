@@ -314,8 +314,12 @@ def test_an_unstorable_feedback_item_fails_alone(client: Client) -> None:
     request_id = client.predict(read_adult(ADULT_DATA).drop(columns=[TARGET]).iloc[0].to_dict())
     client.result(request_id, timeout=30)
     outcome = client.feedback_many(
-        [("nul\x00id", "<=50K"), ("half\ud800pair", "<=50K"), (request_id, "bad\x00label")]
-        + [(request_id, ">50K")]
+        [
+            ("nul\x00id", "<=50K"),
+            ("half\ud800pair", "<=50K"),
+            (request_id, "bad\x00label"),
+            (request_id, ">50K"),
+        ]
     )
     errors = {item["request_id"]: item["error"] for item in outcome["invalid"]}
     assert "NUL" in errors["nul\x00id"] and "surrogate" in errors["half\ud800pair"]
