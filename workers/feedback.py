@@ -7,21 +7,36 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shared.contracts import FeedbackResult
+from shared.contracts import FeedbackResult, key_problem
 from shared.db.engine import session_scope
-from shared.db.feedback import existing_requests, previous_labels, upsert_feedback
+from shared.db.feedback import (
+    applied_result,
+    claim_message,
+    existing_requests,
+    previous_labels,
+    record_applied,
+    upsert_feedback,
+)
+from shared.json_safe import json_safe
 
 MAX_ID_LENGTH = 128
 
 
 def _item_error(item: Any) -> str | None:
+    """Why one item cannot be stored (it alone is refused, never its message)."""
     if not isinstance(item, Mapping):
         return "a feedback item must be an object with request_id and label"
     request_id, label = item.get("request_id"), item.get("label")
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
         return f"request_id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+    problem = key_problem(request_id, MAX_ID_LENGTH)
+    if problem:  # a NUL or a lone surrogate: PostgreSQL cannot store it
+        return f"request_id {problem}"
     if isinstance(label, bool) or not isinstance(label, str | int | float):
         return "label must be a string (a regressor's true value may be a number)"
+    problem = key_problem(str(label), MAX_ID_LENGTH)
+    if problem:
+        return f"label {problem}"
     return None
 
 
@@ -48,10 +63,15 @@ def serve_feedback(
     *,
     classes: Mapping[str, frozenset[str] | None],
     was_issued: Callable[[str], bool],
+    message_id: str | None = None,
 ) -> FeedbackResult:
     """``classes`` maps each endpoint to its models' labels (None for a regressor, whose
     label is the true value); ``was_issued`` says whether
-    a request id without a row was ever sent (its row may still come)."""
+    a request id without a row was ever sent (its row may still come).
+
+    ``message_id`` (the task id) makes a redelivered message a no-op that returns the
+    first delivery's result: no label is counted twice (``times_given``).
+    """
     result: FeedbackResult = {
         "recorded": 0,
         "replaced": [],
@@ -64,13 +84,18 @@ def serve_feedback(
         error = _item_error(item)
         if error:
             given = item.get("request_id") if isinstance(item, Mapping) else None
-            result["invalid"].append({"request_id": str(given or ""), "error": error})
+            given = json_safe(str(given or ""))
+            result["invalid"].append({"request_id": given, "error": error})
         else:
             well_formed.append((item["request_id"], str(item["label"])))
     sets = [labels for labels in classes.values() if labels is not None]
     every_class = frozenset().union(*sets)
     any_regressor = any(labels is None for labels in classes.values())
     with session_scope() as session:
+        # Claimed first: a second delivery running at the same time waits on the claim
+        # until this transaction ends, then finds it taken and returns its result.
+        if message_id is not None and not claim_message(session, task_id=message_id):
+            return applied_result(session, task_id=message_id)  # type: ignore[return-value]
         ids = list(dict.fromkeys(request_id for request_id, _ in well_formed))
         rows = existing_requests(session, ids=ids)
         stored = previous_labels(session, ids=ids)
@@ -93,6 +118,20 @@ def serve_feedback(
                 replaced.setdefault(request_id, before)
             labels[request_id] = label
         upsert_feedback(session, labels=labels)
+        _classify(result, labels, replaced, rows, was_issued)
+        if message_id is not None:
+            # In the labels' transaction: both are committed, or neither.
+            record_applied(session, task_id=message_id, result=json_safe(dict(result)))
+    return result
+
+
+def _classify(
+    result: FeedbackResult,
+    labels: dict[str, str],
+    replaced: dict[str, str],
+    rows: Mapping[str, str],
+    was_issued: Callable[[str], bool],
+) -> None:
     for request_id, label in labels.items():
         if request_id in replaced and replaced[request_id] != label:
             result["replaced"].append(
@@ -104,4 +143,3 @@ def serve_feedback(
             result["early"].append(request_id)
         else:
             result["unknown"].append(request_id)
-    return result
