@@ -26,13 +26,23 @@ from shared.contracts import (
     chunk_task_id,
     key_problem,
 )
-from shared.db.batches import batch_progress, create_batch, finish_submission
+from shared.db.batches import BatchProgress, batch_progress, create_batch, finish_submission
 from shared.db.deliveries import forget_deliveries
 from shared.db.engine import session_scope
 from shared.db.external_ids import record_external_ids
-from shared.db.ledger import ledger_on, missing_ranges, pack, record_chunk
+from shared.db.ledger import (
+    chunk_spans,
+    describe_ranges,
+    ledger_on,
+    missing_ranges,
+    pack,
+    record_chunk,
+    subtract,
+)
+from shared.db.models import as_utc, utcnow
 from shared.errors import InvalidRequestError
 from shared.queues import queue_for
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +182,30 @@ class BatchesMixin(ClientBase):
             return missing_ranges(session, batch_id=batch_id, total=progress.total)
 
     def batch_status(self, batch_id: str) -> dict[str, Any]:
-        """Progress of a batch: total, done, ok, failed, rate (one database query)."""
+        """Progress of a batch: total, done, ok, failed, rate (one database query).
+
+        A batch submitted but with no new row for MLQ_RECONCILE_AFTER seconds is
+        stalled: ``missing`` names its positions without a row, and ``lost`` those of
+        them the ledger does not hold (the reconciler cannot send them again: resubmit
+        with ``--resume``).
+        """
         with session_scope() as session:
             progress = batch_progress(session, batch_id=batch_id)
-        if progress is None:
-            raise UnknownBatchError(f"no batch with id {batch_id!r} was ever submitted")
-        return progress.as_dict()
+            if progress is None:
+                raise UnknownBatchError(f"no batch with id {batch_id!r} was ever submitted")
+            status = progress.as_dict()
+            if progress.total is not None and not progress.finished and _stalled(progress):
+                missing = missing_ranges(session, batch_id=batch_id, total=progress.total)
+                lost = subtract(missing, chunk_spans(session, batch_id=batch_id))
+                status["missing"] = describe_ranges(missing)
+                status["lost"] = describe_ranges(lost)
+        return status
+
+
+def _stalled(progress: BatchProgress) -> bool:
+    last = progress.last_row_at or progress.submitted_at or progress.created_at
+    quiet = (utcnow() - as_utc(last)).total_seconds()
+    return quiet >= get_settings().reconcile_after_s
 
 
 def _parts(

@@ -275,3 +275,37 @@ def missing_ranges(session: Session, *, batch_id: str, total: int) -> list[tuple
 
 def overdue_since(now: datetime) -> datetime:
     return now - timedelta(seconds=get_settings().reconcile_after_s)
+
+
+def chunk_spans(session: Session, *, batch_id: str) -> list[tuple[int, int]]:
+    """(first, last) positions of the chunks of a batch the ledger still holds."""
+    rows = session.execute(
+        select(BatchChunk.start, BatchChunk.count)
+        .where(BatchChunk.batch_id == batch_id)
+        .order_by(BatchChunk.start)
+    )
+    return [(int(start), int(start + count - 1)) for start, count in rows]
+
+
+def subtract(
+    ranges: Sequence[tuple[int, int]], covered: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The parts of ``ranges`` that no range of ``covered`` holds (both sorted)."""
+    left: list[tuple[int, int]] = []
+    for first, last in ranges:
+        position = first
+        for low, high in covered:
+            if high < position or low > last:
+                continue
+            if low > position:
+                left.append((position, low - 1))
+            position = max(position, high + 1)
+            if position > last:
+                break
+        if position <= last:
+            left.append((position, last))
+    return left
+
+
+def describe_ranges(ranges: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
