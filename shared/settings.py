@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         10.0, alias="MLQ_RECONCILE_SECONDS"
     )
     reconcile_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
-        30.0, alias="MLQ_RECONCILE_AFTER"
+        15.0, alias="MLQ_RECONCILE_AFTER"
     )
     # PostgreSQL: the longest a statement may run (a lock wait, a silent server) before
     # it fails and its task is retried, and TCP keepalives that notice a dead server.
