@@ -34,7 +34,13 @@ from shared.contracts import (
 )
 from shared.db.batches import holds_position
 from shared.db.engine import autocommit_connection, session_scope
-from shared.db.ledger import accepted_state, ledger_on, record_accepted
+from shared.db.ledger import (
+    accepted_state,
+    forget_accepted,
+    ledger_on,
+    pack,
+    record_accepted,
+)
 from shared.db.requests import get_response
 from shared.errors import InvalidRecordError, InvalidRequestError, UnknownRequestError
 from shared.queues import queue_for
@@ -89,12 +95,19 @@ class PredictionsMixin(ClientBase):
             kwargs["version"] = version
         if assignment_key is not None:
             kwargs["assignment_key"] = assignment_key
-        if ledger_on():
+        noted = ledger_on()
+        if noted:
             # Durable before it is sent: once this returns, the reconciler finishes the
             # request whatever the broker or a worker loses (a refused record included).
+            try:
+                payload = pack(kwargs)
+            except TypeError as error:  # what JSON cannot hold: a set, say
+                raise InvalidRecordError(
+                    None, f"the record cannot be sent as JSON: {error}"
+                ) from None
             with autocommit_connection() as connection:
                 record_accepted(
-                    connection, producer="client", items=[(request_id, endpoint, kwargs)]
+                    connection, producer="client", items=[(request_id, endpoint, payload)]
                 )
         marks_after = isinstance(self.app.backend, RedisBackend)
         if not marks_after:
@@ -107,6 +120,9 @@ class PredictionsMixin(ClientBase):
             if not marks_after:
                 with contextlib.suppress(Exception):  # the send's error is the one to report
                     self.app.backend.forget(request_id)
+            if noted:  # not accepted after all: the caller is told it failed
+                with contextlib.suppress(Exception), autocommit_connection() as connection:
+                    forget_accepted(connection, request_id=request_id)
             if isinstance(error, EncodeError):  # what JSON cannot hold: a set, say
                 raise InvalidRecordError(
                     None, f"the record cannot be sent as JSON: {error}"

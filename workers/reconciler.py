@@ -195,7 +195,7 @@ def _first_sent(entry: AcceptedRequest | BatchChunk) -> datetime:
 
 def _message(entry: AcceptedRequest | BatchChunk) -> tuple[str, dict[str, Any]]:
     if isinstance(entry, AcceptedRequest):
-        return TASK_PREDICT, {**entry.kwargs, "request_id": entry.id}
+        return TASK_PREDICT, {**unpack(entry.payload), "request_id": entry.id}
     return TASK_PREDICT_BATCH, unpack(entry.payload)
 
 

@@ -41,9 +41,13 @@ def ledger_on() -> bool:
 
 
 def record_accepted(
-    executor: Executor, *, producer: str, items: Sequence[tuple[str, str, dict[str, Any]]]
+    executor: Executor,
+    *,
+    producer: str,
+    items: Sequence[tuple[str, str, dict[str, Any] | bytes]],
 ) -> None:
-    """Note single requests (request id, endpoint, task kwargs) before they are sent.
+    """Note single requests (request id, endpoint, task kwargs or ``pack`` of them)
+    before they are sent.
 
     An id accepted before (a client retrying) keeps its first entry.
     """
@@ -56,7 +60,7 @@ def record_accepted(
             {
                 "id": request_id,
                 "endpoint": endpoint,
-                "kwargs": kwargs,
+                "payload": kwargs if isinstance(kwargs, bytes) else pack(kwargs),
                 "producer": producer,
                 "accepted_at": now,
                 "resends": 0,
@@ -64,6 +68,11 @@ def record_accepted(
             for request_id, endpoint, kwargs in items
         ],
     )
+
+
+def forget_accepted(executor: Executor, *, request_id: str) -> None:
+    """The send failed and the caller is told so: not accepted after all."""
+    executor.execute(delete(AcceptedRequest).where(AcceptedRequest.id == request_id))
 
 
 def pack(kwargs: dict[str, Any]) -> bytes:

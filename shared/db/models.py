@@ -336,8 +336,10 @@ class AcceptedRequest(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(128))
-    # The task's keyword arguments, as sent (record, selection, assignment key).
-    kwargs: Mapped[dict[str, Any]]
+    # The task's keyword arguments as sent (record, selection, assignment key): zlib of
+    # JSON, as a chunk's, so that any record a worker can answer is kept as it was
+    # (JSONB refuses a NUL, which must reach the worker to get its error row).
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     producer: Mapped[str] = mapped_column(String(16))
     accepted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # Set when the reconciler first found it neither written, queued nor held.

@@ -25,7 +25,7 @@ def upgrade() -> None:
         "accepted_request",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("endpoint", sa.String(length=128), nullable=False),
-        sa.Column("kwargs", JSON, nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("producer", sa.String(length=16), nullable=False),
         sa.Column("accepted_at", WHEN, nullable=False),
         sa.Column("overdue_at", WHEN, nullable=True),
