@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # The longest ?wait= a client may ask for; longer asks wait this long.
     api_max_wait_s: Seconds = Field(60.0, alias="MLQ_API_MAX_WAIT_SECONDS")
 
+    # Tests only: a Redis URL where workers count how many times each request was
+    # scored and written (workers/attempts.py). Empty (off) in any real deployment.
+    test_counts_url: str = ""
+
     @model_validator(mode="after")
     def _defaults_and_consistency(self) -> Settings:
         home = self.home.expanduser().resolve()

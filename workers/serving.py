@@ -22,6 +22,7 @@ from shared.db.models import utcnow
 from shared.db.requests import copied_ids, get_responses, inserted_ids
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
+from workers.attempts import count as count_attempts
 from workers.model_store import ModelStore
 from workers.request_checks import batch_shaped, unkeyable
 from workers.results import InternalError, error_result, request_row
@@ -121,7 +122,9 @@ def serve_group(
         row["created_at"] = now
     # The rows are the only write of a prediction (a shadow test's challenger answers
     # follow in one more, never failing the rows).
+    count_attempts("scored", (item.request_id for _, item in keyed))
     written = _write(rows)
+    count_attempts("written", written)
     redelivered = [row["id"] for row in rows if row["id"] not in written]
     if redelivered:
         with autocommit_connection() as connection:
