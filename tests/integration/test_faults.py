@@ -343,6 +343,55 @@ def test_redis_restarted_without_persistence_the_reconciler_finishes_the_batch(
     assert "no-aof" in worker.log_path.read_text()
 
 
+@pytest.mark.parametrize("ledger", ["on", "off"])
+def test_work_killed_at_its_hard_time_limit_is_sent_again(
+    stack: Stack, tmp_path: Path, ledger: str
+) -> None:
+    """Celery acknowledges a task killed at its hard time limit: the message is gone.
+    The reconciler sends the work again from the ledger; with MLQ_LEDGER=off nothing
+    does, and the same check fails (no row)."""
+    stack.env.update(
+        MLQ_LEDGER=ledger,
+        MLQ_TASK_TIME_LIMIT="4",
+        MLQ_SOFT_TIME_LIMIT="3",
+        # Short here so that the test is short: the reconciler's defaults are 10 s / 15 s.
+        MLQ_RECONCILE_SECONDS="1",
+        MLQ_RECONCILE_AFTER="2",
+        MLQ_LEASE_SECONDS="1",
+    )
+    stack.beat()
+    worker = stack.worker(
+        "slow", queues=(QUEUE_PREDICT, *BATCH_WORK), app_module="tests.integration.slow_worker"
+    )
+    single = stack.mlq(
+        "predict", "--record", json.dumps(EXAMPLE_RECORD), "--request-id", "slow-single"
+    )
+    assert single.returncode == 0, single.stderr
+    small = tmp_path / "small.csv"
+    read_adult(ADULT_DATA).drop(columns=[TARGET]).head(3).to_csv(small, index=False)
+    stack.submit(small, "slow-batch")
+    ids = ["slow-single", "slow-batch:0", "slow-batch:1", "slow-batch:2"]
+    deadline = time.monotonic() + (40 if ledger == "on" else 20)
+    while time.monotonic() < deadline:
+        found = stack.query("SELECT count(*) FROM ml_request WHERE id LIKE 'slow-%'")[0]
+        if found == len(ids):
+            break
+        time.sleep(0.3)
+    log = worker.log_path.read_text()
+    assert log.count("TimeLimitExceeded") >= 2  # both were killed at the hard limit
+    if ledger == "off":
+        assert found == 0  # lost for good: this is the check failing
+        return
+    assert found == len(ids)
+    written = stack.counted("written")
+    assert [written.get(i) for i in ids] == [1] * len(ids)
+    assert stack.logs().count("sending it again") >= 2
+    print(
+        f"[reliability] hard-limit: {len(ids)} records killed at the hard time limit, "
+        f"{found} rows, each written once, resent by the reconciler"
+    )
+
+
 def test_a_poison_message_is_given_up_after_a_bounded_number_of_deliveries(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -391,6 +440,14 @@ def test_a_poison_message_is_given_up_after_a_bounded_number_of_deliveries(
         assert f"task {task_id} (" in log and "delivery 4" in log
     assert log.count("): given up after 3 deliveries") == 2
     assert deliveries == {}
+    # Each given-up message is a dead letter, listed for replay.
+    letters = stack.mlq("dead-letters", "list", "--json")
+    assert letters.returncode == 0, letters.stderr
+    listed = json.loads(letters.stdout)
+    assert sorted((x["task_id"], x["error_code"], x["records"]) for x in listed) == [
+        ("poison-batch:chunk:0", "poison_message", 2),
+        ("poison-single", "poison_message", 1),
+    ]
     # The worker still serves: a good record goes through.
     good = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait", "--json")
     assert good.returncode == 0, good.stderr

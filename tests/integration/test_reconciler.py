@@ -174,3 +174,29 @@ def test_work_a_live_worker_holds_is_not_sent_again(client: Client, leased: bool
     else:
         assert passes[0]["overdue"] == 1 and passes[1]["resent"] == 1
         assert wait_rows(["held:0"], 1) == 1
+
+
+def test_a_dead_letter_is_listed_and_replayed_into_a_real_row(client: Client) -> None:
+    """As a give-up leaves it: an error row and a letter; replay scores it afresh."""
+    from workers.deliveries import PoisonMessageError, give_up
+
+    request_id = "dead-1"
+    kwargs = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier", "request_id": request_id}
+    give_up("mlq.predict", request_id, PoisonMessageError("given up (planted)"), kwargs)
+    with session_scope() as session:
+        assert session.get(MLRequest, request_id).error_code == "poison_message"  # type: ignore[union-attr]
+    listed = json.loads(run_mlq("dead-letters", "list", "--json").stdout)
+    assert [(x["task_id"], x["error_code"]) for x in listed] == [(request_id, "poison_message")]
+    replayed = run_mlq("dead-letters", "replay", str(listed[0]["id"]), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["removed_error_rows"] == 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            row = session.get(MLRequest, request_id)
+            if row is not None:
+                break
+        time.sleep(0.1)
+    assert row is not None and row.status == "OK"
+    assert run_mlq("dead-letters", "list", "--json").stdout.strip() == "[]"
+    assert run_mlq("dead-letters", "replay", "999").returncode == 4
