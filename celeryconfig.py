@@ -8,7 +8,14 @@ import math
 
 from kombu import Exchange, Queue
 
-from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_EVALUATE, TASK_QUEUES
+from shared.contracts import (
+    QUEUE_CONTROL,
+    QUEUE_PREDICT,
+    QUEUES,
+    TASK_AB_EVALUATE,
+    TASK_QUEUES,
+    TASK_RECONCILE,
+)
 from shared.embedded_broker import TRANSPORT_PATH
 from shared.settings import get_settings
 
@@ -24,11 +31,12 @@ if _settings.broker_is_embedded:
     broker_transport_options = {"connect_args": {"timeout": 30}}
 else:
     broker_transport_options = {
+        # A live worker renews the lease of every message it holds (workers/leases.py):
+        # only a dead worker's messages reach this age and come back.
         "visibility_timeout": _settings.visibility_timeout_s,
-        # Messages of a worker that died whole (no process left to re-queue them) come
-        # back once the visibility timeout has passed; look for them every 10 s rather
-        # than kombu's default of every 100 s (10 s x a throttle of 10).
-        "unacked_restore_interval": 10,
+        # Look for them every 5 s rather than kombu's default of every 100 s (10 s x a
+        # throttle of 10).
+        "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
         # A host that does not answer fails a connection attempt after 4 s, not the
         # operating system's minutes (see the send retry policy below).
@@ -69,6 +77,7 @@ worker_prefetch_multiplier = 1
 # each exits once idle and is forked again from the main process, which holds the models.
 worker_pool_restarts = True
 task_time_limit = _settings.task_time_limit_s
+task_soft_time_limit = _settings.soft_time_limit_s
 result_expires = _settings.result_expires_s
 
 # One direct exchange per queue, so a message reaches exactly the queue it is routed to.
@@ -89,6 +98,13 @@ beat_schedule = {
         "task": TASK_AB_EVALUATE,
         "schedule": max(_settings.ab_check_s, 0.5),
         "options": {"queue": QUEUE_CONTROL, "expires": max(_settings.ab_check_s, 0.5)},
-    }
+    },
+    # Accepted work with no row that is neither queued nor held by a live worker is sent
+    # again (workers/reconciler.py). Idempotent, so two beats do no harm.
+    "reconcile-accepted-work": {
+        "task": TASK_RECONCILE,
+        "schedule": _settings.reconcile_every_s,
+        "options": {"queue": QUEUE_CONTROL, "expires": _settings.reconcile_every_s},
+    },
 }
 beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from producer.base import ClientBase
 from producer.sending import send_task
 from shared.contracts import (
+    BATCH_SHAPED_ID,
     DEFAULT_ENDPOINT,
     ISSUED_STATE,
     MAX_ENDPOINT_LENGTH,
@@ -29,9 +30,17 @@ from shared.contracts import (
     key_problem,
     parse_batch_request_id,
     record_limit_error,
+    unknown_to_mlq,
 )
 from shared.db.batches import holds_position
-from shared.db.engine import session_scope
+from shared.db.engine import autocommit_connection, session_scope
+from shared.db.ledger import (
+    accepted_state,
+    forget_accepted,
+    ledger_on,
+    pack,
+    record_accepted,
+)
 from shared.db.requests import get_response
 from shared.errors import InvalidRecordError, InvalidRequestError, UnknownRequestError
 from shared.queues import queue_for
@@ -74,6 +83,8 @@ class PredictionsMixin(ClientBase):
         ):
             if problem:
                 raise InvalidRequestError(argument, problem)
+        if parse_batch_request_id(request_id) is not None:
+            raise InvalidRequestError("request_id", BATCH_SHAPED_ID)
         refused = record_limit_error(record, get_settings().max_record_bytes)
         if refused is not None:
             raise refused
@@ -84,6 +95,20 @@ class PredictionsMixin(ClientBase):
             kwargs["version"] = version
         if assignment_key is not None:
             kwargs["assignment_key"] = assignment_key
+        noted = ledger_on()
+        if noted:
+            # Durable before it is sent: once this returns, the reconciler finishes the
+            # request whatever the broker or a worker loses (a refused record included).
+            try:
+                payload = pack(kwargs)
+            except TypeError as error:  # what JSON cannot hold: a set, say
+                raise InvalidRecordError(
+                    None, f"the record cannot be sent as JSON: {error}"
+                ) from None
+            with autocommit_connection() as connection:
+                record_accepted(
+                    connection, producer="client", items=[(request_id, endpoint, payload)]
+                )
         marks_after = isinstance(self.app.backend, RedisBackend)
         if not marks_after:
             # Before sending: written later, the mark could overwrite a finished result.
@@ -95,6 +120,9 @@ class PredictionsMixin(ClientBase):
             if not marks_after:
                 with contextlib.suppress(Exception):  # the send's error is the one to report
                     self.app.backend.forget(request_id)
+            if noted:  # not accepted after all: the caller is told it failed
+                with contextlib.suppress(Exception), autocommit_connection() as connection:
+                    forget_accepted(connection, request_id=request_id)
             if isinstance(error, EncodeError):  # what JSON cannot hold: a set, say
                 raise InvalidRecordError(
                     None, f"the record cannot be sent as JSON: {error}"
@@ -139,7 +167,8 @@ class PredictionsMixin(ClientBase):
 
         Waits up to ``timeout`` seconds for a final result; returns
         ``{"request_id", "status": "QUEUED" | "RUNNING"}`` when it is not final yet.
-        Raises UnknownRequestError for an id that was never issued.
+        Raises UnknownRequestError for an id no mlq producer accepted that has no row
+        (another producer may still have it queued: the message says so).
         """
         state, value = self._backend_state(request_id, timeout)
         if state == "PENDING":
@@ -178,8 +207,11 @@ class PredictionsMixin(ClientBase):
                 stored = get_response(session, request_id=request_id)
                 if stored is not None:
                     return stored
-                if not self._is_queued_batch_record(session, request_id):
-                    raise UnknownRequestError(f"no request with id {request_id!r} was ever issued")
+                accepted = self._is_queued_batch_record(session, request_id) or (
+                    accepted_state(session, request_id=request_id) is not None
+                )
+                if not accepted:
+                    raise UnknownRequestError(unknown_to_mlq(request_id))
             if time.monotonic() >= deadline:
                 return {"request_id": request_id, "status": STATUS_QUEUED}
             time.sleep(BATCH_POLL_INTERVAL)

@@ -3,6 +3,7 @@ error: which service, where (password hidden), and that nothing of this call was
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kombu.exceptions
@@ -10,6 +11,7 @@ import redis.exceptions
 from celery import Celery
 from celery.result import AsyncResult
 
+from shared.contracts import SENT_AT_HEADER
 from shared.errors import MlqError
 from shared.settings import get_settings, redact_url
 
@@ -42,6 +44,7 @@ def unavailable(app: Celery, error: BaseException) -> BrokerUnavailableError | N
 
 def send_task(app: Celery, name: str, **options: Any) -> AsyncResult:
     """``app.send_task``, raising BrokerUnavailableError when a service is down."""
+    options["headers"] = {**(options.get("headers") or {}), SENT_AT_HEADER: time.time()}
     try:
         return app.send_task(name, **options)
     except Exception as error:

@@ -31,12 +31,20 @@ TASK_FEEDBACK = "mlq.feedback"
 TASK_AB_EVALUATE = "mlq.ab.evaluate"
 TASK_ECHO = "mlq.echo"
 
+TASK_RECONCILE = "mlq.reconcile"
+
+# A message header: when a producer sent the message (epoch seconds). The reconciler
+# reads it on the oldest message of a queue to tell whether earlier work can still be
+# waiting there (workers/reconciler.py).
+SENT_AT_HEADER = "mlq_sent_at"
+
 TASK_QUEUES = {
     TASK_PREDICT: QUEUE_PREDICT,
     TASK_PREDICT_BATCH: QUEUE_BATCH,
     TASK_PREDICT_MANY: QUEUE_PREDICT,
     TASK_FEEDBACK: QUEUE_FEEDBACK,
     TASK_AB_EVALUATE: QUEUE_CONTROL,
+    TASK_RECONCILE: QUEUE_CONTROL,
     TASK_ECHO: QUEUE_PREDICT,
 }
 
@@ -153,6 +161,34 @@ def batch_request_id(batch_id: str, position: int) -> str:
     scores only what is missing.
     """
     return f"{batch_id}:{position}"
+
+
+def chunk_task_id(batch_id: str, start: int) -> str:
+    """The task id of the chunk of a batch that starts at ``start``."""
+    return f"{batch_id}:chunk:{start}"
+
+
+def parse_chunk_task_id(task_id: str) -> tuple[str, int] | None:
+    batch_id, sep, start = task_id.rpartition(":chunk:")
+    if not sep or not start.isdigit():
+        return None
+    return batch_id, int(start)
+
+
+# Why a single request may not use an id shaped like a batch record's.
+BATCH_SHAPED_ID = (
+    "is shaped like a batch record's id (BATCH:POSITION), which batches reserve: a single "
+    "request with it would take that record's place; use another separator than ':'"
+)
+
+
+def unknown_to_mlq(request_id: str) -> str:
+    """What is known of an id with no row that no mlq producer accepted."""
+    return (
+        f"request {request_id[:200]!r} is unknown to mlqueue: no mlq producer accepted it "
+        "and no row has it; it may still be queued by another producer (one sending "
+        "tasks by name), and then its row comes once a worker takes it"
+    )
 
 
 def parse_batch_request_id(request_id: str) -> tuple[str, int] | None:

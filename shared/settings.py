@@ -73,10 +73,35 @@ class Settings(BaseSettings):
     # How long a finished task's result stays in the result backend. Rows in the
     # database outlive it: `mlq result` reads them first.
     result_expires_s: Positive = Field(7 * 24 * 3600, alias="MLQ_RESULT_EXPIRES")
-    # Redis redelivers an unacknowledged message after this long; it must exceed the
-    # longest task so that a slow task is never run twice while it is still running.
-    visibility_timeout_s: Positive = Field(3600, alias="MLQ_VISIBILITY_TIMEOUT")
+    # Redis redelivers an unacknowledged message after this long. A live worker renews
+    # the lease of every message it holds every MLQ_LEASE_SECONDS (workers/leases.py),
+    # so a long task is never delivered twice; a worker that died whole stops renewing,
+    # and its messages come back within this bound.
+    visibility_timeout_s: Positive = Field(45, alias="MLQ_VISIBILITY_TIMEOUT")
+    lease_s: Annotated[float, Field(gt=0, le=600)] = Field(10.0, alias="MLQ_LEASE_SECONDS")
     task_time_limit_s: Positive = Field(600, alias="MLQ_TASK_TIME_LIMIT")
+    # A task past its soft limit is stopped and retried (up to MLQ_MAX_DELIVERIES
+    # times), then its records get error rows; past the hard limit its process is
+    # killed and the reconciler sends the work again.
+    soft_time_limit_s: Positive = Field(540, alias="MLQ_SOFT_TIME_LIMIT")
+    # Accepted work: producers record it in PostgreSQL before sending ("on"), so that
+    # the reconciler can send again what a broker or a worker lost. "off" only for
+    # measuring its cost (benchmarks) and proving the fault tests can fail.
+    ledger: Literal["on", "off"] = "on"
+    # How often beat runs the reconciler, and how long accepted work may go without a
+    # row (and without being queued or held by a live worker) before it is sent again.
+    reconcile_every_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        10.0, alias="MLQ_RECONCILE_SECONDS"
+    )
+    reconcile_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        15.0, alias="MLQ_RECONCILE_AFTER"
+    )
+    # PostgreSQL: the longest a statement may run (a lock wait, a silent server) before
+    # it fails and its task is retried, and TCP keepalives that notice a dead server.
+    db_statement_timeout_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        120.0, alias="MLQ_DB_STATEMENT_TIMEOUT"
+    )
+    db_keepalive_s: Annotated[int, Field(gt=0, le=3600)] = Field(10, alias="MLQ_DB_KEEPALIVE")
     # How long a worker reuses an endpoint's list of algorithms and statuses before
     # reading it again: a status change (an A/B test starting or ending) reaches every
     # worker within this time. 0 reads the registry on every request.
@@ -119,6 +144,10 @@ class Settings(BaseSettings):
     # The longest ?wait= a client may ask for; longer asks wait this long.
     api_max_wait_s: Seconds = Field(60.0, alias="MLQ_API_MAX_WAIT_SECONDS")
 
+    # Tests only: a Redis URL where workers count how many times each request was
+    # scored and written (workers/attempts.py). Empty (off) in any real deployment.
+    test_counts_url: str = ""
+
     @model_validator(mode="after")
     def _defaults_and_consistency(self) -> Settings:
         home = self.home.expanduser().resolve()
@@ -134,11 +163,16 @@ class Settings(BaseSettings):
         }
         for name, value in fill.items():
             object.__setattr__(self, name, value)
-        if self.visibility_timeout_s <= self.task_time_limit_s:
+        if self.visibility_timeout_s < 3 * self.lease_s:
             raise ValueError(
-                f"MLQ_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}) must exceed "
-                f"MLQ_TASK_TIME_LIMIT ({self.task_time_limit_s}), or a task still "
-                "running would be delivered to a second worker"
+                f"MLQ_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}) must be at least three "
+                f"times MLQ_LEASE_SECONDS ({self.lease_s:g}), or a task still running could "
+                "be delivered to a second worker between two renewals of its lease"
+            )
+        if self.soft_time_limit_s >= self.task_time_limit_s:
+            raise ValueError(
+                f"MLQ_SOFT_TIME_LIMIT ({self.soft_time_limit_s}) must be less than "
+                f"MLQ_TASK_TIME_LIMIT ({self.task_time_limit_s})"
             )
         return self
 
@@ -167,7 +201,15 @@ class Settings(BaseSettings):
             "home": str(self.home),
             "result expires (s)": str(self.result_expires_s),
             "visibility timeout (s)": str(self.visibility_timeout_s),
+            "lease renewed every (s)": f"{self.lease_s:g}",
             "task time limit (s)": str(self.task_time_limit_s),
+            "soft time limit (s)": str(self.soft_time_limit_s),
+            "ledger of accepted work": self.ledger,
+            "reconcile every (s) / after (s)": (
+                f"{self.reconcile_every_s:g} / {self.reconcile_after_s:g}"
+            ),
+            "database statement timeout (s)": f"{self.db_statement_timeout_s:g}",
+            "database TCP keepalive (s)": str(self.db_keepalive_s),
             "registry cache (s)": str(self.registry_cache_s),
             "A/B check every (s)": str(self.ab_check_s),
             "max deliveries of a message": str(self.max_deliveries),

@@ -32,6 +32,8 @@ os.environ.update(
     MLQ_RESULT_BACKEND=f"{REDIS_URL}/{BACKEND_DB}",
     # Tests change statuses and predict at once; the cache has its own unit test.
     MLQ_REGISTRY_CACHE_SECONDS="0",
+    # Workers count each request's scorings and writes here (workers/attempts.py).
+    MLQ_TEST_COUNTS_URL=f"{REDIS_URL}/{BACKEND_DB}",
     # The project's own bundles: `mlq train` in a test registers them without training.
     MLQ_ARTIFACTS_DIR=str(Path(__file__).resolve().parent.parent / "artifacts"),
 )

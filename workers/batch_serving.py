@@ -14,9 +14,10 @@ from typing import Any
 from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
 from shared.db.engine import session_scope
 from shared.db.models import utcnow
-from shared.db.requests import copy_requests, existing_positions
+from shared.db.requests import copied_ids, existing_positions
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
+from workers.attempts import count as count_attempts
 from workers.model_store import ModelStore
 from workers.request_checks import chunk_problem
 from workers.results import request_row
@@ -101,7 +102,10 @@ def serve_chunk(
             outcomes=outcomes,
             latency_ms=((time.perf_counter() - started) * 1000 - shadow_ms) / max(len(todo), 1),
         )
-        written = copy_requests(session, rows=rows)
+        count_attempts("scored", (item.request_id for item in items))
+        written_ids = copied_ids(session, rows=rows)
+    count_attempts("written", written_ids)
+    written = len(written_ids)
     # After the chunk's rows are committed, so that they never depend on these.
     write_shadow_answers(shadow_rows(shadows, created_at={r["id"]: r["created_at"] for r in rows}))
     errors = sum(1 for result, _ in outcomes if result["status"] != "OK")

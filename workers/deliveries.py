@@ -17,12 +17,15 @@ import logging
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from shared.contracts import TASK_PREDICT, TASK_PREDICT_BATCH, TASK_PREDICT_MANY
+from shared.db.dead_letters import record_dead_letter
 from shared.db.deliveries import count_redelivery, forget_deliveries
 from shared.db.engine import autocommit_connection
 from shared.errors import MlqError
+from shared.json_safe import json_safe
 from shared.settings import get_settings
 from workers.batch_serving import serve_chunk
 from workers.request_checks import chunk_problem, unkeyable
@@ -37,10 +40,45 @@ class PoisonMessageError(MlqError):
     code = "poison_message"
 
 
+class TimeLimitError(MlqError):
+    """The work ran past its soft time limit on every try."""
+
+    code = "time_limit"
+
+
 class BoundedDeliveryTask(Task):
-    """A task that stops running a message after ``MLQ_MAX_DELIVERIES`` deliveries."""
+    """A task that stops running a message after ``MLQ_MAX_DELIVERIES`` deliveries, and
+    retries one that passed its soft time limit as many times before giving it up."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._bounded_call(*args, **kwargs)
+        except Retry:
+            # It ran and asked to run again (an outage, a soft time limit): it is not a
+            # message that kills its process, so its crash count starts afresh.
+            if (self.request.delivery_info or {}).get("redelivered"):
+                self._forget_deliveries()
+            raise
+        except SoftTimeLimitExceeded:
+            limit = get_settings().max_deliveries
+            if self.request.retries < limit:
+                log.warning(
+                    "task %s (%s): past its soft time limit, retry %d of %d",
+                    self.request.id,
+                    self.name,
+                    self.request.retries + 1,
+                    limit,
+                )
+                raise self.retry(countdown=1, max_retries=None) from None
+            error = TimeLimitError(
+                f"given up after {limit + 1} tries: each ran past the soft time limit "
+                f"({self.soft_time_limit or get_settings().soft_time_limit_s} s, "
+                "MLQ_SOFT_TIME_LIMIT); it was not scored"
+            )
+            log.error("task %s (%s): %s", self.request.id, self.name, error.message)
+            return give_up(self.name, self.request.id, error, self._arguments(args, kwargs))
+
+    def _bounded_call(self, *args: Any, **kwargs: Any) -> Any:
         delivery_info = self.request.delivery_info or {}
         redelivered = bool(delivery_info.get("redelivered"))
         if redelivered:
@@ -101,7 +139,21 @@ class BoundedDeliveryTask(Task):
 
 
 def give_up(task_name: str, task_id: str, error: MlqError, kwargs: dict[str, Any]) -> Any:
-    """Record the message's records as failed, writing no row twice; return its result."""
+    """Record the message's records as failed, writing no row twice, and keep it as a
+    dead letter (``mlq dead-letters``); return its result."""
+    with autocommit_connection() as connection:
+        record_dead_letter(
+            connection,
+            task_name=task_name,
+            task_id=str(task_id),
+            kwargs=json_safe(kwargs),
+            error_code=error.code,
+            error_message=error.message,
+        )
+    return _error_rows(task_name, task_id, error, kwargs)
+
+
+def _error_rows(task_name: str, task_id: str, error: MlqError, kwargs: dict[str, Any]) -> Any:
     from workers.runtime import REGISTRY, STORE
 
     if task_name == TASK_PREDICT:

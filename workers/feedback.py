@@ -9,7 +9,15 @@ from typing import Any
 
 from shared.contracts import FeedbackResult, key_problem
 from shared.db.engine import session_scope
-from shared.db.feedback import existing_requests, previous_labels, upsert_feedback
+from shared.db.feedback import (
+    applied_result,
+    claim_message,
+    existing_requests,
+    previous_labels,
+    record_applied,
+    upsert_feedback,
+)
+from shared.json_safe import json_safe
 
 MAX_ID_LENGTH = 128
 MAX_LABEL_LENGTH = 128  # feedback.label
@@ -52,10 +60,15 @@ def serve_feedback(
     *,
     classes: Mapping[str, frozenset[str] | None],
     was_issued: Callable[[str], bool],
+    message_id: str | None = None,
 ) -> FeedbackResult:
     """``classes`` maps each endpoint to its models' labels (None for a regressor, whose
     label is the true value); ``was_issued`` says whether
-    a request id without a row was ever sent (its row may still come)."""
+    a request id without a row was ever sent (its row may still come).
+
+    ``message_id`` (the task id) makes a redelivered message a no-op that returns the
+    first delivery's result: no label is counted twice (``times_given``).
+    """
     result: FeedbackResult = {
         "recorded": 0,
         "replaced": [],
@@ -68,13 +81,18 @@ def serve_feedback(
         error = _item_error(item)
         if error:
             given = item.get("request_id") if isinstance(item, Mapping) else None
-            result["invalid"].append({"request_id": str(given or ""), "error": error})
+            given = json_safe(str(given or ""))
+            result["invalid"].append({"request_id": given, "error": error})
         else:
             well_formed.append((item["request_id"], str(item["label"])))
     sets = [labels for labels in classes.values() if labels is not None]
     every_class = frozenset().union(*sets)
     any_regressor = any(labels is None for labels in classes.values())
     with session_scope() as session:
+        # Claimed first: a second delivery running at the same time waits on the claim
+        # until this transaction ends, then finds it taken and returns its result.
+        if message_id is not None and not claim_message(session, task_id=message_id):
+            return applied_result(session, task_id=message_id)  # type: ignore[return-value]
         ids = list(dict.fromkeys(request_id for request_id, _ in well_formed))
         rows = existing_requests(session, ids=ids)
         stored = previous_labels(session, ids=ids)
@@ -97,6 +115,20 @@ def serve_feedback(
                 replaced.setdefault(request_id, before)
             labels[request_id] = label
         upsert_feedback(session, labels=labels)
+        _classify(result, labels, replaced, rows, was_issued)
+        if message_id is not None:
+            # In the labels' transaction: both are committed, or neither.
+            record_applied(session, task_id=message_id, result=json_safe(dict(result)))
+    return result
+
+
+def _classify(
+    result: FeedbackResult,
+    labels: dict[str, str],
+    replaced: dict[str, str],
+    rows: Mapping[str, str],
+    was_issued: Callable[[str], bool],
+) -> None:
     for request_id, label in labels.items():
         if request_id in replaced and replaced[request_id] != label:
             result["replaced"].append(
@@ -108,4 +140,3 @@ def serve_feedback(
             result["early"].append(request_id)
         else:
             result["unknown"].append(request_id)
-    return result

@@ -7,11 +7,13 @@ a worker answers such a request with an error instead of failing on it.
 from __future__ import annotations
 
 from shared.contracts import (
+    BATCH_SHAPED_ID,
     MAX_BATCH_ID_LENGTH,
     MAX_BATCH_POSITION,
     MAX_ENDPOINT_LENGTH,
     MAX_REQUEST_ID_LENGTH,
     key_problem,
+    parse_batch_request_id,
     record_limit_error,
 )
 from shared.errors import InvalidRecordError, InvalidRequestError
@@ -65,3 +67,10 @@ def chunk_problem(
             f"records, got {start!r:.40}",
         )
     return None
+
+
+def batch_shaped(request_id: str) -> InvalidRequestError | None:
+    """The error of a single request whose id a batch's record would have (``B:7``)."""
+    if parse_batch_request_id(request_id) is None:
+        return None
+    return InvalidRequestError("request_id", f"{BATCH_SHAPED_ID}; no row was written")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import PredictResult
@@ -110,6 +111,8 @@ def _score_shadow(
     started = time.perf_counter()
     try:
         scored = _score_group(store, chosen.shadow, items)
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:
         log.exception("shadow test %d: the challenger failed on a group", chosen.ab_test_id)
         scored = [error_result(item.request_id, InternalError(), chosen.shadow) for item in items]
@@ -151,7 +154,7 @@ def _predict(
     model was loaded)."""
     try:
         return scored_results(ids, algorithm, model.predictor.predict(columns))
-    except (MlqError, SQLAlchemyError):
+    except (MlqError, SQLAlchemyError, SoftTimeLimitExceeded):
         raise
     except Exception:
         if len(ids) == 1:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import PredictResult
@@ -21,8 +22,9 @@ from shared.db.models import utcnow
 from shared.db.requests import copied_ids, get_responses, inserted_ids
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
+from workers.attempts import count as count_attempts
 from workers.model_store import ModelStore
-from workers.request_checks import unkeyable
+from workers.request_checks import batch_shaped, unkeyable
 from workers.results import InternalError, error_result, request_row
 from workers.scoring import Item, score_items
 from workers.shadow import ShadowAnswer, shadow_rows, write_shadow_answers
@@ -77,6 +79,8 @@ def serve_group(
     for i, raw in enumerate(items):
         request_id = raw.get("request_id") if isinstance(raw, dict) else None
         refused = unkeyable(request_id, endpoint)
+        if refused is None and isinstance(request_id, str):
+            refused = batch_shaped(request_id)
         if refused is not None:
             log.warning("request %.80r: refused: %s", request_id, refused.message)
             answers[i] = error_result(str(request_id)[:128], refused)
@@ -98,7 +102,7 @@ def serve_group(
             failure=failure,
             shadows=shadows,
         )
-    except SQLAlchemyError:
+    except (SQLAlchemyError, SoftTimeLimitExceeded):
         raise
     except Exception:  # a bug of ours must not lose the records: each gets an error row
         log.exception("requests %s: unexpected failure", [item.request_id for _, item in keyed])
@@ -118,7 +122,9 @@ def serve_group(
         row["created_at"] = now
     # The rows are the only write of a prediction (a shadow test's challenger answers
     # follow in one more, never failing the rows).
+    count_attempts("scored", (item.request_id for _, item in keyed))
     written = _write(rows)
+    count_attempts("written", written)
     redelivered = [row["id"] for row in rows if row["id"] not in written]
     if redelivered:
         with autocommit_connection() as connection:

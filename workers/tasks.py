@@ -18,6 +18,7 @@ from shared.contracts import (
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
     TASK_PREDICT_MANY,
+    TASK_RECONCILE,
     FeedbackResult,
     PredictBatchResult,
     PredictResult,
@@ -25,6 +26,7 @@ from shared.contracts import (
 )
 from shared.db.batches import holds_position
 from shared.db.engine import session_scope
+from shared.db.ledger import accepted_state
 from shared.errors import TransientError
 from shared.registry import labels_by_endpoint
 from shared.settings import get_settings
@@ -32,6 +34,7 @@ from workers.batch_serving import serve_chunk
 from workers.deliveries import BoundedDeliveryTask
 from workers.feedback import serve_feedback
 from workers.item_results import store_item_results
+from workers.reconciler import reconcile
 from workers.runtime import REGISTRY, STORE
 from workers.serving import serve_group, serve_prediction
 
@@ -54,6 +57,9 @@ RETRY_POLICY: dict[str, Any] = {
 # main process holds rate x limit of them (measured: 1.5 MiB a minute of steady growth at
 # 50 predictions/s with 600 s). A single record takes milliseconds; a minute is plenty.
 SINGLE_RECORD_TIME_LIMIT_S = min(60, get_settings().task_time_limit_s)
+# Past its soft limit a task is retried, then given up (workers/deliveries.py); past the
+# hard limit its process is killed and the reconciler sends the work again.
+SINGLE_RECORD_SOFT_LIMIT_S = min(get_settings().soft_time_limit_s, SINGLE_RECORD_TIME_LIMIT_S * 0.9)
 
 
 @app.task(
@@ -61,6 +67,7 @@ SINGLE_RECORD_TIME_LIMIT_S = min(60, get_settings().task_time_limit_s)
     bind=True,
     base=BoundedDeliveryTask,
     time_limit=SINGLE_RECORD_TIME_LIMIT_S,
+    soft_time_limit=SINGLE_RECORD_SOFT_LIMIT_S,
     **RETRY_POLICY,
 )
 def predict(
@@ -93,6 +100,7 @@ def predict(
     bind=True,
     base=BoundedDeliveryTask,
     time_limit=SINGLE_RECORD_TIME_LIMIT_S,
+    soft_time_limit=SINGLE_RECORD_SOFT_LIMIT_S,
     ignore_result=True,
     **RETRY_POLICY,
 )
@@ -140,13 +148,14 @@ def predict_batch(
 
 
 def _was_issued(request_id: str) -> bool:
-    """Whether a request id without a row was ever sent: a record of a known batch, or an
-    id the result backend knows (the producer marks what it sends)."""
+    """Whether a request id without a row was ever sent: a record of a known batch, an id
+    an mlq producer accepted (the ledger), or one the result backend knows."""
     parsed = parse_batch_request_id(request_id)
-    if parsed is not None:
-        with session_scope() as session:
-            if holds_position(session, batch_id=parsed[0], position=parsed[1]):
-                return True
+    with session_scope() as session:
+        if parsed is not None and holds_position(session, batch_id=parsed[0], position=parsed[1]):
+            return True
+        if accepted_state(session, request_id=request_id) is not None:
+            return True
     return bool(AsyncResult(request_id, app=app).state != "PENDING")
 
 
@@ -156,9 +165,20 @@ def _labels_by_endpoint() -> dict[str, frozenset[str] | None]:
         return labels_by_endpoint(session)
 
 
-@app.task(name=TASK_FEEDBACK, **RETRY_POLICY)
-def feedback(items: list[Any]) -> FeedbackResult:
-    return serve_feedback(items, classes=_labels_by_endpoint(), was_issued=_was_issued)
+@app.task(name=TASK_FEEDBACK, bind=True, **RETRY_POLICY)
+def feedback(self: Any, items: list[Any]) -> FeedbackResult:
+    return serve_feedback(
+        items,
+        classes=_labels_by_endpoint(),
+        was_issued=_was_issued,
+        message_id=str(self.request.id),
+    )
+
+
+@app.task(name=TASK_RECONCILE, **RETRY_POLICY)
+def reconcile_accepted_work() -> dict[str, int]:
+    """Run by Celery beat: send again accepted work that a broker or worker lost."""
+    return reconcile(app)
 
 
 @app.task(name=TASK_AB_EVALUATE, **RETRY_POLICY)

@@ -47,6 +47,8 @@ from producer.api.metrics import GROUP_SIZE, QUEUE_WAIT
 from producer.api.results import TaskResults, result_of
 from producer.sending import send_task
 from shared.contracts import QUEUE_PREDICT, TASK_PREDICT, TASK_PREDICT_MANY
+from shared.db.engine import autocommit_connection
+from shared.db.ledger import ledger_on, record_accepted
 from shared.queues import queue_for
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,21 @@ class Dispatcher:
             for key, value in (("status", lane.status), ("version", lane.version))
             if value is not None
         }
+        if ledger_on():
+            # Durable before it is sent (this runs in a thread, off the event loop).
+            with autocommit_connection() as connection:
+                record_accepted(
+                    connection,
+                    producer="api",
+                    items=[
+                        (
+                            p["request_id"],
+                            lane.endpoint,
+                            {**p, "endpoint": lane.endpoint, **selection},
+                        )
+                        for p in payloads
+                    ],
+                )
         if not self.results.pushed:
             issued.mark_before_sending(self.app, [p["request_id"] for p in payloads])
         if len(payloads) == 1:

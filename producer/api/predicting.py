@@ -27,6 +27,7 @@ from producer.api.problems import Problem, from_error_info
 from producer.api.results import TaskResults, result_of
 from producer.sending import BrokerUnavailableError
 from shared.contracts import (
+    BATCH_SHAPED_ID,
     MAX_ENDPOINT_LENGTH,
     MAX_REQUEST_ID_LENGTH,
     STATUS_ERROR,
@@ -35,9 +36,11 @@ from shared.contracts import (
     key_problem,
     parse_batch_request_id,
     record_limit_error,
+    unknown_to_mlq,
 )
 from shared.db.batches import holds_position
 from shared.db.engine import session_scope
+from shared.db.ledger import accepted_state
 from shared.db.requests import get_response
 from shared.errors import InvalidRecordError, MlqError, UnknownEndpointError
 from shared.registry import list_endpoints
@@ -149,12 +152,7 @@ class Predictions:
             return stored, False
         if meta is not None and meta.get("status") != states.PENDING:
             return result_of(request_id, meta), True
-        raise Problem(
-            404,
-            "unknown_request",
-            f"no request with id {request_id[:200]!r} was ever issued",
-            field="request_id",
-        )
+        raise Problem(404, "unknown_request", unknown_to_mlq(request_id), field="request_id")
 
     async def _read_meta(self, request_id: str) -> dict[str, Any] | None:
         if self.results.pushed:
@@ -178,6 +176,8 @@ def _stored(request_id: str) -> dict[str, Any] | None:
         parsed = parse_batch_request_id(request_id)
         if parsed and holds_position(session, batch_id=parsed[0], position=parsed[1]):
             return {"request_id": request_id, "status": STATUS_QUEUED}
+        if accepted_state(session, request_id=request_id) is not None:
+            return {"request_id": request_id, "status": STATUS_QUEUED}
     return None
 
 
@@ -196,6 +196,8 @@ def check_envelope(
         raise Problem(422, "invalid_request", f"assignment_key {problem}", field="assignment_key")
     if request_id is not None and (problem := key_problem(request_id, MAX_REQUEST_ID_LENGTH)):
         raise Problem(422, "invalid_request", f"request_id {problem}", field="request_id")
+    if request_id is not None and parse_batch_request_id(request_id) is not None:
+        raise Problem(422, "invalid_request", f"request_id {BATCH_SHAPED_ID}", field="request_id")
     if not isinstance(record, dict):
         raise Problem.of(
             InvalidRecordError(None, "the record must be a JSON object"), field="record"

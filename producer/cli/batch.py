@@ -97,6 +97,12 @@ def batch() -> None:
     help="Use this batch id: an existing batch is resumed (only records without a row are "
     "scored), a new one is created.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="With --batch-id of a submitted batch and the same file: send only the records "
+    "at positions that have no row (what `mlq batch status` names as missing or lost).",
+)
 @click.option("--wait", is_flag=True, help="Show a progress bar until every record is scored.")
 @click.option(
     "--timeout", type=DURATION, default="1h", show_default=True, help="How long --wait waits."
@@ -112,6 +118,7 @@ def submit(
     ignore_columns: str | None,
     chunk_size: int,
     batch_id: str | None,
+    resume: bool,
     wait: bool,
     timeout: timedelta,
 ) -> None:
@@ -167,6 +174,7 @@ def submit(
             on_sent=_show_sent,
             id_column=id_column,
             ignore_columns=ignored,
+            resume=resume,
         )
     say(
         f"\rsent {submission.total} records in {time.monotonic() - started:.1f}s (batch {batch_id})"
@@ -221,6 +229,10 @@ def wait_for_batch(batch_id: str, total: int, timeout: float) -> dict[str, Any]:
 def status_command(batch_id: str) -> None:
     """Total, done, ok, failed and rate of a batch.
 
+    A batch with no new row for MLQ_RECONCILE_AFTER seconds also lists ``missing``
+    positions (no row yet) and ``lost`` ones (no row, and not in the ledger, so the
+    reconciler cannot send them again: `mlq batch submit FILE --batch-id ID --resume`).
+
     Exits 0 when done with every record OK, 1 when done with failed records, 3 while
     it is being submitted or scored, 4 for an unknown batch id.
     """
@@ -228,6 +240,11 @@ def status_command(batch_id: str) -> None:
 
     status = Client().batch_status(batch_id)
     emit(status)
+    if status.get("lost"):
+        say(
+            f"positions {status['lost']} are lost (no row, and not in the ledger): run "
+            f"`mlq batch submit FILE --batch-id {batch_id} --resume` with the same file"
+        )
     sys.exit(exit_code_for_batch(status))
 
 

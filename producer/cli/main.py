@@ -26,6 +26,7 @@ import click
 
 from producer.cli.ab import ab
 from producer.cli.batch import batch
+from producer.cli.dead_letters import dead_letters
 from producer.cli.demo import demo
 from producer.cli.failures import explain
 from producer.cli.feedback import feedback
@@ -144,5 +145,6 @@ cli.add_command(stats)
 cli.add_command(models)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(dead_letters)
 # The tutorial's word for what `mlq models list` shows.
 cli.add_command(list_command, name="algorithms")

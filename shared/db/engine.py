@@ -29,10 +29,8 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     if url.startswith("sqlite"):
         # Wait for another process's write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
-    elif url.startswith("postgresql"):
-        # A server that does not answer fails the connection (OperationalError: the task
-        # is retried) well before a task's time limit would end the task without a row.
-        options["connect_args"] = {"connect_timeout": 10}
+    else:
+        options["connect_args"] = connect_args(url)
     engine = create_engine(url, **options)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -42,6 +40,35 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
             # instead of nesting in it. SQLAlchemy's documented remedy: BEGIN ourselves.
             event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """The driver's connection options for a database URL.
+
+    PostgreSQL: a server that does not answer fails the connection attempt after 10 s;
+    a statement that runs past MLQ_DB_STATEMENT_TIMEOUT (a lock wait, say) is cancelled
+    by the server; TCP keepalives find a server gone silent mid-query within about
+    3 x MLQ_DB_KEEPALIVE s. Each ends in OperationalError, and the task is retried,
+    well before a time limit would stop it.
+    """
+    if url.startswith("sqlite"):
+        return {"timeout": 30}
+    if not url.startswith("postgresql"):
+        return {}
+    settings = get_settings()
+    keepalive = settings.db_keepalive_s
+    args: dict[str, Any] = {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": keepalive,
+        "keepalives_interval": max(1, keepalive // 3),
+        "keepalives_count": 3,
+        # Data sent but not acknowledged for this long also ends the connection.
+        "tcp_user_timeout": 3 * keepalive * 1000,
+    }
+    if settings.db_statement_timeout_s:
+        args["options"] = f"-c statement_timeout={int(settings.db_statement_timeout_s * 1000)}"
+    return args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.dialect import insert
-from shared.db.models import Feedback, MLRequest, utcnow
+from shared.db.models import AppliedMessage, Feedback, MLRequest, utcnow
 
 
 def existing_requests(session: Session | Connection, *, ids: Sequence[str]) -> dict[str, str]:
@@ -43,4 +44,29 @@ def upsert_feedback(session: Session | Connection, *, labels: dict[str, str]) ->
             {"request_id": rid, "label": label, "created_at": now, "updated_at": now}
             for rid, label in labels.items()
         ],
+    )
+
+
+def claim_message(session: Session, *, task_id: str) -> bool:
+    """Claim a feedback message for this transaction; False if it was applied before."""
+    claimed = session.execute(
+        insert(session, AppliedMessage)
+        .values(task_id=task_id, result={}, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["task_id"])
+        .returning(AppliedMessage.task_id)
+    ).scalar_one_or_none()
+    return claimed is not None
+
+
+def applied_result(session: Session, *, task_id: str) -> dict[str, Any] | None:
+    """The result of a feedback message applied before, or None."""
+    found = session.execute(
+        select(AppliedMessage.result).where(AppliedMessage.task_id == task_id)
+    ).scalar_one_or_none()
+    return dict(found) if found is not None else None
+
+
+def record_applied(session: Session, *, task_id: str, result: dict[str, Any]) -> None:
+    session.execute(
+        update(AppliedMessage).where(AppliedMessage.task_id == task_id).values(result=result)
     )

@@ -327,6 +327,85 @@ class TaskDelivery(Base):
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AcceptedRequest(Base):
+    """A single prediction an mlq producer accepted, written before it is sent: what the
+    reconciler sends again when no row came (workers/reconciler.py). Removed once its
+    row exists."""
+
+    __tablename__ = "accepted_request"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    # The task's keyword arguments as sent (record, selection, assignment key): zlib of
+    # JSON, as a chunk's, so that any record a worker can answer is kept as it was
+    # (JSONB refuses a NUL, which must reach the worker to get its error row).
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    producer: Mapped[str] = mapped_column(String(16))
+    accepted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Set when the reconciler first found it neither written, queued nor held.
+    overdue_at: Mapped[datetime | None]
+    resent_at: Mapped[datetime | None]
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BatchChunk(Base):
+    """A chunk of a batch a producer sent, written before it is sent, with its records
+    (compressed JSON) so that the reconciler can send it again; removed once every
+    position of the chunk has a row."""
+
+    __tablename__ = "batch_chunk"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    # zlib-compressed JSON of the task's keyword arguments.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    overdue_at: Mapped[datetime | None]
+    resent_at: Mapped[datetime | None]
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkerLease(Base):
+    """A message a live worker holds (running or reserved), renewed every
+    MLQ_LEASE_SECONDS by the worker's main process (workers/leases.py)."""
+
+    __tablename__ = "worker_lease"
+
+    task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(255))
+    # The broker's tag of the message (Redis: its key in the ``unacked`` hash).
+    delivery_tag: Mapped[str | None] = mapped_column(String(255))
+    renewed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DeadLetter(Base):
+    """A message given up (poison, or lost and sent again too often): what it was, why,
+    and its arguments, so that `mlq dead-letters replay` can send it again."""
+
+    __tablename__ = "dead_letter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(128))
+    task_id: Mapped[str] = mapped_column(String(255), index=True)
+    kwargs: Mapped[dict[str, Any]]
+    error_code: Mapped[str] = mapped_column(String(64))
+    error_message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replayed_at: Mapped[datetime | None]
+
+
+class AppliedMessage(Base):
+    """A feedback message already applied, by its task id, with its result: a
+    redelivery returns that result and counts no label twice."""
+
+    __tablename__ = "applied_message"
+
+    task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class ModelBlob(Base):
     """A model file in the shared model store, by its sha256; its bytes are in chunks
     so that no single value is larger than a chunk."""

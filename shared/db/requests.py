@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from shared.db.dialect import dialect_name, insert
 from shared.db.models import MLRequest
+
+log = logging.getLogger(__name__)
 
 
 def record_requests(session: Session | Connection, *, rows: Sequence[dict[str, Any]]) -> int:
@@ -103,6 +106,7 @@ def copied_ids(session: Session, *, rows: Sequence[dict[str, Any]]) -> set[str]:
         with session.begin_nested():
             _copy(session, rows)
     except psycopg.IntegrityError:
+        log.info("COPY ml_request met an existing row: inserting %d rows one by one", len(rows))
         return inserted_ids(session, rows=rows)
     except psycopg.Error as error:
         # COPY runs on the driver's cursor: give its errors SQLAlchemy's classes, so an

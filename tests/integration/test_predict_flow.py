@@ -12,8 +12,9 @@ from producer import Client
 from shared.celery_app import app
 from shared.contracts import EXAMPLE_RECORD, TASK_PREDICT
 from shared.db.engine import session_scope
+from shared.db.ledger import record_accepted
 from shared.db.models import MLRequest
-from shared.errors import UnknownRequestError
+from shared.errors import InvalidRequestError, UnknownRequestError
 from tests.integration.conftest import run_mlq
 
 pytestmark = pytest.mark.integration
@@ -55,9 +56,38 @@ def test_results_outlive_the_result_backend(client: Client) -> None:
     assert client.result(request_id)["label"] == "<=50K"
 
 
-def test_an_id_never_issued_says_so(client: Client) -> None:
-    with pytest.raises(UnknownRequestError, match="was ever issued"):
+def test_an_id_no_mlq_producer_accepted_is_unknown_never_said_never_issued(
+    client: Client,
+) -> None:
+    """Another producer (celery-node, Flower, send_task) may still have it queued."""
+    with pytest.raises(UnknownRequestError, match="unknown to mlqueue") as raised:
         client.result(str(uuid.uuid4()), timeout=1)
+    assert "may still be queued by another producer" in str(raised.value)
+    assert "never" not in str(raised.value)
+
+
+def test_an_accepted_id_whose_message_was_lost_is_queued_not_unknown(client: Client) -> None:
+    """The ledger knows it (the broker lost it, nothing in the result backend): QUEUED."""
+    request_id = str(uuid.uuid4())
+    with session_scope() as session:
+        record_accepted(
+            session,
+            producer="client",
+            items=[(request_id, "income_classifier", {"record": EXAMPLE_RECORD})],
+        )
+    assert client.result(request_id, timeout=0.5)["status"] == "QUEUED"
+
+
+def test_a_batch_shaped_request_id_is_refused_for_a_single_prediction(client: Client) -> None:
+    with pytest.raises(InvalidRequestError, match="reserve"):
+        client.predict(EXAMPLE_RECORD, request_id="nightly:7")
+    # A producer that sends it anyway gets an error answer, and no row takes the place
+    # of batch nightly's record 7.
+    kwargs = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier", "request_id": "n:7"}
+    answer = app.send_task(TASK_PREDICT, kwargs=kwargs).get(timeout=30)
+    assert answer["status"] == "ERROR" and answer["error"]["field"] == "request_id"
+    with session_scope() as session:
+        assert session.get(MLRequest, "n:7") is None
 
 
 def test_a_redelivered_message_writes_no_second_row(client: Client) -> None:
@@ -104,7 +134,7 @@ def test_the_cli_predicts_and_answers_for_the_id_later(client: Client) -> None:
 def test_the_cli_exits_non_zero_for_an_unknown_id(client: Client) -> None:
     done = run_mlq("result", "never-issued-42")
     assert done.returncode == 4
-    assert "no request with id 'never-issued-42' was ever issued" in done.stderr
+    assert "request 'never-issued-42' is unknown to mlqueue" in done.stderr
 
 
 def test_the_cli_rejects_invalid_json_before_sending(client: Client) -> None:

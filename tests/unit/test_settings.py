@@ -53,12 +53,25 @@ def test_unsupported_values_are_refused(
         Settings.from_env()
 
 
-def test_visibility_timeout_must_outlast_the_longest_task(
+def test_visibility_timeout_must_outlast_three_lease_renewals(
     bare_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Leases are renewed while a task runs, so the timeout is bounded by the renewal
+    period, not by the longest task: 45 s is fine with a 600 s time limit."""
     monkeypatch.setenv("MLQ_TASK_TIME_LIMIT", "600")
-    monkeypatch.setenv("MLQ_VISIBILITY_TIMEOUT", "300")
-    with pytest.raises(ConfigurationError, match="must exceed"):
+    monkeypatch.setenv("MLQ_VISIBILITY_TIMEOUT", "45")
+    assert Settings.from_env().visibility_timeout_s == 45
+    monkeypatch.setenv("MLQ_LEASE_SECONDS", "20")
+    with pytest.raises(ConfigurationError, match="three times MLQ_LEASE_SECONDS"):
+        Settings.from_env()
+
+
+def test_the_soft_time_limit_must_be_below_the_hard_one(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLQ_TASK_TIME_LIMIT", "60")
+    monkeypatch.setenv("MLQ_SOFT_TIME_LIMIT", "60")
+    with pytest.raises(ConfigurationError, match="MLQ_SOFT_TIME_LIMIT"):
         Settings.from_env()
 
 

@@ -19,6 +19,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: MLQ_DB_STATEMENT_TIMEOUT is for work.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
