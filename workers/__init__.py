@@ -7,9 +7,11 @@ process opens its own database connections.
 
 from shared.celery_app import app
 from workers import tasks
+from workers.deliveries import DeadLetters
 from workers.rollout import ENDPOINTS_OPTION, ModelServing
 
 __all__ = ["app", "tasks"]
 
 app.user_options["worker"].add(ENDPOINTS_OPTION)
 app.steps["worker"].add(ModelServing)
+app.steps["consumer"].add(DeadLetters)
