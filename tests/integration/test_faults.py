@@ -1,7 +1,8 @@
-"""Faults on the real stack: processes killed, PostgreSQL and Redis restarted, a poison
-message, a broker that cannot be reached. Each test runs on a PostgreSQL and a Redis of
-its own (tests/integration/own_services.py) and checks, in PostgreSQL, that every record
-ends with exactly one row.
+"""Faults on the real stack: processes killed, PostgreSQL and the broker restarted, a
+poison message, a broker that cannot be reached. Each test runs on a PostgreSQL and a
+broker of its own (tests/integration/own_services.py), once with Redis and once with
+RabbitMQ as the broker (the ``broker_kind`` fixture, tests/integration/conftest.py), and
+checks, in PostgreSQL, that every record ends with exactly one row.
 
 docs/reliability.md publishes what these tests do and what they measured.
 """
@@ -24,9 +25,11 @@ from celery import Celery
 from sqlalchemy import Engine, create_engine, text
 
 from producer.local_processes import LocalWorker
+from shared.broker import broker_options
 from shared.contracts import EXAMPLE_RECORD, QUEUE_BATCH, QUEUE_PREDICT, QUEUES, TASK_PREDICT
-from tests.integration.conftest import run_mlq
-from tests.integration.own_services import OwnPostgres, OwnRedis, free_port
+from shared.settings import get_settings
+from tests.integration.conftest import run_mlq, start_own_broker
+from tests.integration.own_services import OwnBroker, OwnPostgres, free_port
 from workers.training import ADULT_DATA, TARGET, read_adult
 
 pytestmark = pytest.mark.integration
@@ -60,13 +63,15 @@ def records_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Stack:
     """Settings for the worker and `mlq` processes of one test, on its own services."""
 
-    def __init__(self, postgres: OwnPostgres, redis: OwnRedis, home: Path, artifacts: Path):
+    def __init__(self, postgres: OwnPostgres, services: OwnBroker, home: Path, artifacts: Path):
         self.postgres = postgres
-        self.redis = redis
+        self.kind = services.kind  # "redis" or "rabbitmq"
+        self.broker = services.broker
+        self.backend = services.backend  # Redis, the result backend (the broker too on redis)
         self.home = home
         self.env = {
-            "MLQ_BROKER_URL": f"{redis.url}/0",
-            "MLQ_RESULT_BACKEND": f"{redis.url}/1",
+            "MLQ_BROKER_URL": services.broker_url,
+            "MLQ_RESULT_BACKEND": services.backend_url,
             "MLQ_DATABASE_URL": postgres.url,
             "MLQ_HOME": str(home),
             "MLQ_ARTIFACTS_DIR": str(artifacts),
@@ -77,7 +82,8 @@ class Stack:
         }
         self.app = Celery("faults")
         self.app.config_from_object("celeryconfig")
-        self.app.conf.update(broker_url=self.env["MLQ_BROKER_URL"])
+        # Queues declared as the worker declares them on this broker (shared/broker.py).
+        self.app.conf.update(broker_options(get_settings(), services.broker_url).as_celery())
         self.app.conf.update(result_backend=self.env["MLQ_RESULT_BACKEND"])
         self.engine: Engine = create_engine(postgres.url, pool_pre_ping=True)
         self.workers: list[LocalWorker] = []
@@ -165,21 +171,24 @@ def stack(
     own_postgres: OwnPostgres,
     artifacts_dir: Path,
     tmp_path: Path,
+    broker_kind: str,
 ) -> Iterator[Stack]:
     appendonly = bool(getattr(request, "param", False))
-    redis = OwnRedis(tmp_path / "redis", appendonly=appendonly).start()
-    stack = Stack(own_postgres, redis, tmp_path, artifacts_dir)
+    # RabbitMQ takes seconds to start: it does while the database is prepared.
+    services = start_own_broker(broker_kind, tmp_path, appendonly=appendonly, wait=False)
+    stack = Stack(own_postgres, services, tmp_path, artifacts_dir)
     try:
         migrated = stack.mlq("db", "upgrade")
         assert migrated.returncode == 0, migrated.stderr
         registered = stack.mlq("train")  # the trained bundles, registered: no training
         assert registered.returncode == 0, registered.stderr
+        services.wait()
         with stack.engine.begin() as connection:
             connection.execute(text("TRUNCATE ml_request, batch, task_delivery"))
         yield stack
     finally:
         stack.stop()
-        redis.stop()
+        services.stop()
 
 
 def pool_children(worker: LocalWorker) -> list[int]:
@@ -229,6 +238,8 @@ def test_the_whole_worker_killed_mid_batch_loses_and_doubles_nothing(
         # A message the worker had popped from its queue (BRPOP) but not yet recorded as
         # unacknowledged dies with it: kombu's Redis transport has that window (celery
         # #7950, kombu #305). The batch stalls, and the README's remedy finishes it.
+        # RabbitMQ has no such window: it re-queues what a lost connection held.
+        assert stack.kind == "redis", f"stalled at {rows} rows on {stack.kind}"
         print(f"[reliability] kill-all: stalled at {rows} rows, submitted again")
         stack.submit(records_csv, "kill-all")
     stack.assert_complete("kill-all")
@@ -251,7 +262,7 @@ def test_postgres_restarted_mid_batch_is_retried_until_the_batch_completes(
 @pytest.mark.parametrize("stack", [True], indirect=True)
 def test_redis_restarted_with_appendonly_keeps_queued_work(stack: Stack, records_csv: Path) -> None:
     stack.submit(records_csv, "aof")  # queued: no worker yet
-    stack.redis.restart()
+    stack.broker.restart()  # RabbitMQ: quorum queues are on disk, always
     stack.worker("aof", queues=(QUEUE_BATCH,))
     stack.assert_complete("aof")
 
@@ -262,7 +273,7 @@ def test_redis_restarted_without_persistence_the_same_submit_finishes_the_batch(
     worker = stack.worker("no-aof", queues=(QUEUE_BATCH,))
     stack.submit(records_csv, "no-aof")
     stack.wait_rows("no-aof", 3_000, timeout=60)
-    stack.redis.restart()  # every queued chunk is gone
+    stack.broker.restart()  # Redis: every queued chunk is gone (RabbitMQ: none is)
     time.sleep(3)
     before = stack.counts("no-aof")[0]
     assert before < RECORDS
@@ -335,23 +346,26 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
 ) -> None:
     stack.env["MLQ_SEND_TIMEOUT"] = "2"  # the bound the user sets
     closed = free_port()  # nothing listens there: the broker is down, the backend is up
+    url = {"redis": "redis://:{}@127.0.0.1:{}/0", "rabbitmq": "amqp://guest:{}@127.0.0.1:{}//"}
     broker_down = stack.mlq(
         "predict",
         "--record",
         json.dumps(EXAMPLE_RECORD),
-        env={"MLQ_BROKER_URL": f"redis://:secret@127.0.0.1:{closed}/0"},
+        env={"MLQ_BROKER_URL": url[stack.kind].format("secret", closed)},
     )
     assert broker_down.returncode == 5  # a service is unavailable
     last_line = broker_down.stderr.strip().splitlines()[-1]
-    assert f"cannot reach the broker at redis://:***@127.0.0.1:{closed}/0" in last_line
+    assert f"cannot reach the broker at {url[stack.kind].format('***', closed)}" in last_line
     assert "secret" not in broker_down.stderr
-    stack.redis.stop()  # now the result backend is down too
+    stack.broker.stop()  # now the broker and the result backend are both down
+    stack.backend.stop()
     started = time.monotonic()
     single = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD))
     took = time.monotonic() - started
     assert single.returncode == 5
     last_line = single.stderr.strip().splitlines()[-1]
-    assert f"127.0.0.1:{stack.redis.port}" in last_line and "cannot reach the" in last_line
+    assert "cannot reach the" in last_line  # the broker or the result backend, by port:
+    assert any(f"127.0.0.1:{s.port}" in last_line for s in (stack.broker, stack.backend))
     assert "tried for 2 s (MLQ_SEND_TIMEOUT)" in last_line
     assert "Traceback" not in single.stderr
     assert took < 10
