@@ -377,3 +377,46 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
     assert "sending stopped after 0 records" in batch.stderr
     assert "submit the same input again with batch id unreachable" in batch.stderr
     print(f"\n[reliability] unreachable: mlq predict failed after {took:.1f} s: {last_line}")
+
+
+@pytest.mark.parametrize("broker_kind", ["rabbitmq"])
+def test_rabbitmq_moves_a_message_past_its_delivery_limit_to_the_dead_letter_queue(
+    stack: Stack,
+) -> None:
+    """The broker's own bound (MLQ_BROKER_DELIVERY_LIMIT, a quorum queue's
+    x-delivery-limit): a message that kills its process before the worker's bound can
+    count it is handed out a bounded number of times, then kept in mlq.dead-letter (not
+    dropped, not looping); the worker keeps serving."""
+    from shared.broker import dead_letter_queue
+    from tests.integration.own_services import OwnRabbit
+
+    assert isinstance(stack.broker, OwnRabbit)
+    # The lowest bounds, so that the test is short: the queues are declared with them.
+    limit = 1
+    stack.env.update(MLQ_MAX_DELIVERIES="1", MLQ_BROKER_DELIVERY_LIMIT=str(limit))
+    bounded = get_settings().model_copy(update={"broker_delivery_limit": limit})
+    stack.app.conf.update(broker_options(bounded, stack.env["MLQ_BROKER_URL"]).as_celery())
+    worker = stack.worker(
+        "deadletter", queues=(QUEUE_PREDICT,), app_module="tests.integration.poison_worker"
+    )
+    record = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier"}
+    stack.app.send_task(
+        TASK_PREDICT, kwargs={**record, "request_id": "deadletter-1"}, task_id="deadletter-1"
+    )
+    deadline = time.monotonic() + 90
+    while stack.broker.queue_depth("mlq.dead-letter") < 1:
+        assert time.monotonic() < deadline, "the message never reached the dead-letter queue"
+        time.sleep(0.5)
+    kills = worker.log_path.read_text().count("exited with 'signal 9 (SIGKILL)'")
+    assert kills == limit + 1  # handed out once, then returned `limit` times at most
+    assert stack.broker.queue_depth(QUEUE_PREDICT) == 0
+    with Celery(broker=stack.broker.url).connection_for_read() as connection:
+        message = connection.SimpleQueue(dead_letter_queue()).get(timeout=5)
+        assert message.headers["id"] == "deadletter-1"
+        assert message.headers["x-death"][0]["queue"] == QUEUE_PREDICT
+        message.ack()
+    # No row was written for it: the dead-letter queue is where it is, for an operator.
+    assert stack.query("SELECT count(*) FROM ml_request WHERE id = 'deadletter-1'")[0] == 0
+    good = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait", "--json")
+    assert good.returncode == 0, good.stderr
+    print(f"\n[reliability] dead-letter: {kills} deliveries (all killed), then mlq.dead-letter")
