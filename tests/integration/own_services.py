@@ -107,6 +107,9 @@ class OwnRedis:
                 "redis-server",
                 "--bind",
                 self.host,
+                # Clients on another address than loopback (test hosts) may connect.
+                "--protected-mode",
+                "yes" if self.host == "127.0.0.1" else "no",
                 *self._listen(),
                 "--dir",
                 str(self.directory),
@@ -170,6 +173,7 @@ class OwnPostgres:
         tls: Certificates | None = None,
         host: str = "127.0.0.1",
         trust: str | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         bindir = Path(found[-1]).parent if found else None
@@ -188,6 +192,7 @@ class OwnPostgres:
         self.host = host
         # A network (CIDR) whose clients are trusted too, beside 127.0.0.1.
         self.trust = trust
+        self.settings = settings  # more server settings, "name=value" each
 
     @property
     def url(self) -> str:
@@ -231,6 +236,7 @@ class OwnPostgres:
                     hba.write(f"host all all {self.trust} trust\n")
         listen = "127.0.0.1" if self.host == "127.0.0.1" else f"127.0.0.1,{self.host}"
         options = f"-p {self.port} -k {self.directory} -c listen_addresses={listen}"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         if self.tls:
             options += " -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
         self._run(
