@@ -57,12 +57,14 @@ def start_own_broker(
     appendonly: bool = False,
     host: str = "127.0.0.1",
     wait: bool = True,
+    heartbeat: int | None = None,
 ) -> OwnBroker:
     """A broker and a result backend of the test's own (never the machine's shared ones,
     which other runs use): a missing server fails the run in CI, and skips locally
     saying which. ``wait=False``: RabbitMQ goes on starting; call ``wait()``."""
     try:
-        return OwnBroker(kind, directory, appendonly=appendonly, host=host).start(wait=wait)
+        services = OwnBroker(kind, directory, appendonly=appendonly, host=host, heartbeat=heartbeat)
+        return services.start(wait=wait)
     except (RuntimeError, OSError) as error:
         message = f"cannot start a {kind} broker of the test's own: {error}"
         if os.environ.get("CI"):

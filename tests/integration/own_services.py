@@ -290,7 +290,9 @@ class OwnRabbit:
     Starting takes a few seconds.
     """
 
-    def __init__(self, directory: Path, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, directory: Path, *, host: str = "127.0.0.1", heartbeat: int | None = None
+    ) -> None:
         server = RABBITMQ_SERVER if Path(RABBITMQ_SERVER).exists() else None
         server = server or shutil.which("rabbitmq-server")
         if server is None:
@@ -298,6 +300,9 @@ class OwnRabbit:
         self.server = server
         self.directory = directory
         self.host = host
+        # The AMQP heartbeat the node offers (its default: 60 s); clients take the lower
+        # of theirs and this, and a client silent for two beats is taken for gone.
+        self.heartbeat = heartbeat
         self.port = free_port()
         self.dist_port = free_port()
         self.node = f"mlqtest{self.port}@localhost"
@@ -324,7 +329,10 @@ class OwnRabbit:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "enabled_plugins").write_text("[].\n")
         # guest may connect from anywhere: test hosts reach the node over a bridge.
-        (self.directory / "rabbitmq.conf").write_text("loopback_users = none\n")
+        config = "loopback_users = none\n"
+        if self.heartbeat is not None:
+            config += f"heartbeat = {self.heartbeat}\n"
+        (self.directory / "rabbitmq.conf").write_text(config)
         return {
             **os.environ,
             "HOME": str(self.directory),  # its own Erlang cookie
@@ -399,7 +407,13 @@ class OwnBroker:
     docker-compose.rabbitmq.yml deploys them)."""
 
     def __init__(
-        self, kind: str, directory: Path, *, appendonly: bool = False, host: str = "127.0.0.1"
+        self,
+        kind: str,
+        directory: Path,
+        *,
+        appendonly: bool = False,
+        host: str = "127.0.0.1",
+        heartbeat: int | None = None,
     ) -> None:
         self.kind = kind
         self.backend = OwnRedis(directory / "redis", appendonly=appendonly, host=host)
@@ -407,7 +421,7 @@ class OwnBroker:
         if kind == "redis":
             self.broker = self.backend
         elif kind == "rabbitmq":
-            self.broker = OwnRabbit(directory / "rabbitmq", host=host)
+            self.broker = OwnRabbit(directory / "rabbitmq", host=host, heartbeat=heartbeat)
         else:
             raise ValueError(f"unknown broker {kind!r}")
 
