@@ -6,12 +6,10 @@ settings object, so producers and workers always agree.
 
 import math
 
-from kombu import Exchange, Queue
-
+from shared.broker import broker_options
 from shared.contracts import (
     QUEUE_CONTROL,
     QUEUE_PREDICT,
-    QUEUES,
     TASK_AB_EVALUATE,
     TASK_QUEUES,
     TASK_RECONCILE,
@@ -25,23 +23,16 @@ broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_connection_retry_on_startup = True
 
+# Redis or RabbitMQ: queues and transport options by broker (shared/broker.py).
+_broker = broker_options(_settings)
 if _settings.broker_is_embedded:
     broker_transport = TRANSPORT_PATH
     # Passed to create_engine by kombu: wait for SQLite's write lock instead of failing.
     broker_transport_options = {"connect_args": {"timeout": 30}}
 else:
-    broker_transport_options = {
-        # A live worker renews the lease of every message it holds (workers/leases.py):
-        # only a dead worker's messages reach this age and come back.
-        "visibility_timeout": _settings.visibility_timeout_s,
-        # Look for them every 5 s rather than kombu's default of every 100 s (10 s x a
-        # throttle of 10).
-        "unacked_restore_interval": 5,
-        "unacked_restore_throttle": 1,
-        # A host that does not answer fails a connection attempt after 4 s, not the
-        # operating system's minutes (see the send retry policy below).
-        "socket_connect_timeout": 4,
-    }
+    broker_transport_options = _broker.transport_options
+# RabbitMQ: quorum queues refuse a global prefetch; Celery then sets it per consumer.
+worker_detect_quorum_queues = True
 if result_backend.startswith("db+sqlite"):
     database_engine_options = {"connect_args": {"timeout": 30}}
 
@@ -80,8 +71,9 @@ task_time_limit = _settings.task_time_limit_s
 task_soft_time_limit = _settings.soft_time_limit_s
 result_expires = _settings.result_expires_s
 
-# One direct exchange per queue, so a message reaches exactly the queue it is routed to.
-task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+# One exchange per queue, so a message reaches exactly the queue it is routed to (on
+# RabbitMQ: quorum queues with a delivery limit and a dead-letter queue).
+task_queues = _broker.task_queues
 task_default_queue = QUEUE_PREDICT
 task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
 

@@ -6,5 +6,6 @@ from celery import Celery
 from shared.wire import register_bounded_json
 
 register_bounded_json()
-app = Celery("mlqueue")
+# Isolated endpoints' queues are declared as the shared ones are (shared/broker.py).
+app = Celery("mlqueue", amqp="shared.broker:TaskAMQP")
 app.config_from_object("celeryconfig")

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # A message whose worker process dies while running it comes back; after this many
     # deliveries it is given up and its records get error rows (a poison message).
     max_deliveries: Positive = 3
+    # RabbitMQ only: the quorum queues' own bound (x-delivery-limit), a backstop for a
+    # message that dies before the bound above can count it; past it the broker moves
+    # the message to the dead-letter queue. Empty: MLQ_MAX_DELIVERIES + 2, so that the
+    # bound above, which gives the records error rows, acts first.
+    broker_delivery_limit: Positive | None = None
     # How long a producer keeps trying to reach the broker and the result backend
     # before it fails with an error saying what was sent.
     send_timeout_s: Seconds = Field(10.0, alias="MLQ_SEND_TIMEOUT")
@@ -163,6 +168,14 @@ class Settings(BaseSettings):
         }
         for name, value in fill.items():
             object.__setattr__(self, name, value)
+        limit = self.broker_delivery_limit or self.max_deliveries + 2
+        object.__setattr__(self, "broker_delivery_limit", limit)
+        if limit < self.max_deliveries:
+            raise ValueError(
+                f"MLQ_BROKER_DELIVERY_LIMIT ({self.broker_delivery_limit}) must be at least "
+                f"MLQ_MAX_DELIVERIES ({self.max_deliveries}), or RabbitMQ would set a "
+                "poison message aside before its records got error rows"
+            )
         if self.visibility_timeout_s < 3 * self.lease_s:
             raise ValueError(
                 f"MLQ_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}) must be at least three "
@@ -213,6 +226,7 @@ class Settings(BaseSettings):
             "registry cache (s)": str(self.registry_cache_s),
             "A/B check every (s)": str(self.ab_check_s),
             "max deliveries of a message": str(self.max_deliveries),
+            "broker delivery limit (RabbitMQ)": str(self.broker_delivery_limit),
             "send timeout (s)": str(self.send_timeout_s),
             "max record size (bytes of JSON)": str(self.max_record_bytes),
             "max records in a batch": str(self.max_batch_records),

@@ -7,6 +7,7 @@ process opens its own database connections.
 
 from shared.celery_app import app
 from workers import tasks
+from workers.deliveries import DeadLetters
 from workers.leases import LeaseRenewal
 from workers.rollout import ENDPOINTS_OPTION, ModelServing
 
@@ -15,3 +16,4 @@ __all__ = ["app", "tasks"]
 app.user_options["worker"].add(ENDPOINTS_OPTION)
 app.steps["worker"].add(ModelServing)
 app.steps["worker"].add(LeaseRenewal)
+app.steps["consumer"].add(DeadLetters)

@@ -8,6 +8,11 @@ redelivered (Redis and RabbitMQ do); only then is one row counted in ``task_deli
 so the common path pays nothing. Once a message has been delivered
 ``MLQ_MAX_DELIVERIES`` times, the next delivery does not run it: its records get error
 rows (code ``poison_message``) and the message is acknowledged.
+
+On RabbitMQ the quorum queues bound deliveries too (``MLQ_BROKER_DELIVERY_LIMIT``, set
+above ``MLQ_MAX_DELIVERIES``): a backstop for a message that dies before this bound can
+count it (say, while the database is down). The broker then moves it to the dead-letter
+queue, which ``DeadLetters`` declares when a worker connects (shared/broker.py).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import inspect
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, bootsteps
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from shared.broker import declare_dead_letter_queue, is_amqp
 from shared.contracts import TASK_PREDICT, TASK_PREDICT_BATCH, TASK_PREDICT_MANY
 from shared.db.dead_letters import record_dead_letter
 from shared.db.deliveries import count_redelivery, forget_deliveries
@@ -194,3 +200,15 @@ def _error_rows(task_name: str, task_id: str, error: MlqError, kwargs: dict[str,
             failure=error,
         )
     return {"status": "ERROR", "error": error.as_dict()}
+
+
+class DeadLetters(bootsteps.StartStopStep):
+    """A consumer step: on RabbitMQ, declare the dead-letter exchange and queue on every
+    (re)connection, before a message can be dead-lettered into them (a message
+    dead-lettered to an exchange that does not exist is dropped)."""
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, consumer: Any) -> None:
+        if is_amqp(str(consumer.app.conf.broker_url)):
+            declare_dead_letter_queue(consumer.connection)

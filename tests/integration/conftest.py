@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.conftest import (
     TEST_DATABASE,
     TEST_HOME,
 )
+from tests.integration.own_services import OwnBroker
 
 SERVICE_HINT = "run `bash scripts/services.sh` to start the machine's PostgreSQL and Redis"
 
@@ -35,6 +37,41 @@ def _unavailable(what: str, error: Exception) -> None:
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+# The brokers that the fault suite (tests/integration/test_faults.py) runs every test on;
+# MLQ_TEST_BROKERS=redis narrows a local run (CI runs both).
+BROKERS = tuple(
+    kind for kind in os.environ.get("MLQ_TEST_BROKERS", "redis,rabbitmq").split(",") if kind
+)
+
+
+@pytest.fixture(params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Which broker a test's own services use: "redis" or "rabbitmq"."""
+    return str(request.param)
+
+
+def start_own_broker(
+    kind: str,
+    directory: Path,
+    *,
+    appendonly: bool = False,
+    host: str = "127.0.0.1",
+    wait: bool = True,
+    heartbeat: int | None = None,
+) -> OwnBroker:
+    """A broker and a result backend of the test's own (never the machine's shared ones,
+    which other runs use): a missing server fails the run in CI, and skips locally
+    saying which. ``wait=False``: RabbitMQ goes on starting; call ``wait()``."""
+    try:
+        services = OwnBroker(kind, directory, appendonly=appendonly, host=host, heartbeat=heartbeat)
+        return services.start(wait=wait)
+    except (RuntimeError, OSError) as error:
+        message = f"cannot start a {kind} broker of the test's own: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
-"""PostgreSQL and Redis instances of a test's own (own port, own data directory), for
-tests that stop or restart a service: the machine's shared services are never touched.
+"""PostgreSQL, Redis and RabbitMQ instances of a test's own (own port, own data
+directory), for tests that stop or restart a service: the machine's shared services are
+never touched. ``host`` binds one to another address than 127.0.0.1 (a bridge that test
+hosts in network namespaces reach, tests/integration/test_hosts.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -15,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import amqp
 import redis
 
 
@@ -70,6 +74,7 @@ class OwnRedis:
         appendonly: bool,
         password: str | None = None,
         tls: Certificates | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed")
@@ -77,17 +82,20 @@ class OwnRedis:
         self.appendonly = appendonly
         self.password = password
         self.tls = tls
+        self.host = host
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return f"redis://{self.host}:{self.port}"
 
     def _answers(self) -> bool:
         try:
             tls = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
-            client = redis.Redis(port=self.port, password=self.password, socket_timeout=1, **tls)
+            client = redis.Redis(
+                host=self.host, port=self.port, password=self.password, socket_timeout=1, **tls
+            )
             return bool(client.ping())
         except redis.RedisError:
             return False
@@ -98,7 +106,10 @@ class OwnRedis:
             [
                 "redis-server",
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                # Clients on another address than loopback (test hosts) may connect.
+                "--protected-mode",
+                "yes" if self.host == "127.0.0.1" else "no",
                 *self._listen(),
                 "--dir",
                 str(self.directory),
@@ -155,7 +166,14 @@ class OwnPostgres:
     """
 
     def __init__(
-        self, directory: Path, *, password: str | None = None, tls: Certificates | None = None
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        tls: Certificates | None = None,
+        host: str = "127.0.0.1",
+        trust: str | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         bindir = Path(found[-1]).parent if found else None
@@ -171,11 +189,15 @@ class OwnPostgres:
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self.password = password
         self.tls = tls
+        self.host = host
+        # A network (CIDR) whose clients are trusted too, beside 127.0.0.1.
+        self.trust = trust
+        self.settings = settings  # more server settings, "name=value" each
 
     @property
     def url(self) -> str:
         if self.password is None:
-            return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+            return f"postgresql+psycopg://postgres@{self.host}:{self.port}/postgres"
         query = f"?sslmode=verify-full&sslrootcert={self.tls.ca}" if self.tls else ""
         return (
             f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/postgres{query}"
@@ -209,7 +231,12 @@ class OwnPostgres:
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
             if self.password is not None:
                 self._secure()
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+            if self.trust is not None:
+                with (self.data / "pg_hba.conf").open("a") as hba:
+                    hba.write(f"host all all {self.trust} trust\n")
+        listen = "127.0.0.1" if self.host == "127.0.0.1" else f"127.0.0.1,{self.host}"
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses={listen}"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         if self.tls:
             options += " -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
         self._run(
@@ -251,3 +278,179 @@ class OwnPostgres:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
+
+
+class OwnRabbit:
+    """A RabbitMQ node of a test's own: its own node name, AMQP and distribution ports,
+    data (mnesia) and log directories, Erlang cookie and no plugins; the machine's shared
+    node is never touched. Its data outlives ``restart`` (quorum queues are on disk).
+    Starting takes a few seconds.
+    """
+
+    def __init__(
+        self, directory: Path, *, host: str = "127.0.0.1", heartbeat: int | None = None
+    ) -> None:
+        server = RABBITMQ_SERVER if Path(RABBITMQ_SERVER).exists() else None
+        server = server or shutil.which("rabbitmq-server")
+        if server is None:
+            raise RuntimeError("rabbitmq-server is not installed")
+        self.server = server
+        self.directory = directory
+        self.host = host
+        # The AMQP heartbeat the node offers (its default: 60 s); clients take the lower
+        # of theirs and this, and a client silent for two beats is taken for gone.
+        self.heartbeat = heartbeat
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.node = f"mlqtest{self.port}@localhost"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{self.host}:{self.port}//"
+
+    def _answers(self) -> bool:
+        connection = amqp.Connection(
+            f"{self.host}:{self.port}", userid="guest", password="guest", connect_timeout=1
+        )
+        try:
+            connection.connect()
+            return True
+        except (OSError, amqp.exceptions.AMQPError):
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                connection.collect()
+
+    def _environment(self) -> dict[str, str]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "enabled_plugins").write_text("[].\n")
+        # guest may connect from anywhere: test hosts reach the node over a bridge.
+        config = "loopback_users = none\n"
+        if self.heartbeat is not None:
+            config += f"heartbeat = {self.heartbeat}\n"
+        (self.directory / "rabbitmq.conf").write_text(config)
+        return {
+            **os.environ,
+            "HOME": str(self.directory),  # its own Erlang cookie
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": self.host,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_PID_FILE": str(self.directory / "rabbitmq.pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq"),
+            "RABBITMQ_CONF_ENV_FILE": "/dev/null",  # not the machine's node's settings
+        }
+
+    def start(self, *, wait: bool = True) -> OwnRabbit:
+        """Start the node; with ``wait=False`` return at once (``wait`` later)."""
+        environment = self._environment()
+        with (self.directory / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.server],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.wait() if wait else self
+
+    def wait(self, timeout: float = 60) -> OwnRabbit:
+        """Until the node answers AMQP."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"rabbitmq node {self.node} did not come up; see {self.directory}/server.log"
+                )
+            time.sleep(0.2)
+        return self
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Shut down cleanly (SIGTERM: the node stops its queues), SIGKILL if it hangs;
+        ``graceful=False``: SIGKILL at once (a test's end, its data thrown away)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if not graceful:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def restart(self, down_for: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def queue_depth(self, name: str) -> int:
+        """Messages ready in a queue (a passive declare: the queue must exist)."""
+        with amqp.Connection(f"{self.host}:{self.port}", userid="guest", password="guest") as c:
+            return int(c.channel().queue_declare(name, passive=True).message_count)
+
+
+class OwnBroker:
+    """The broker and result backend of one test: ``redis`` (one Redis, databases 0 and
+    1) or ``rabbitmq`` (a RabbitMQ node, with a Redis as the result backend, as
+    docker-compose.rabbitmq.yml deploys them)."""
+
+    def __init__(
+        self,
+        kind: str,
+        directory: Path,
+        *,
+        appendonly: bool = False,
+        host: str = "127.0.0.1",
+        heartbeat: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.backend = OwnRedis(directory / "redis", appendonly=appendonly, host=host)
+        self.broker: OwnRedis | OwnRabbit
+        if kind == "redis":
+            self.broker = self.backend
+        elif kind == "rabbitmq":
+            self.broker = OwnRabbit(directory / "rabbitmq", host=host, heartbeat=heartbeat)
+        else:
+            raise ValueError(f"unknown broker {kind!r}")
+
+    @property
+    def broker_url(self) -> str:
+        return f"{self.broker.url}/0" if self.kind == "redis" else self.broker.url
+
+    @property
+    def backend_url(self) -> str:
+        return f"{self.backend.url}/1"
+
+    def start(self, *, wait: bool = True) -> OwnBroker:
+        """Start both; with ``wait=False`` RabbitMQ goes on starting (``wait`` later)."""
+        self.backend.start()
+        if isinstance(self.broker, OwnRabbit):
+            try:
+                self.broker.start(wait=wait)
+            except BaseException:
+                self.backend.stop()
+                raise
+        return self
+
+    def wait(self) -> OwnBroker:
+        if isinstance(self.broker, OwnRabbit):
+            self.broker.wait()
+        return self
+
+    def stop(self) -> None:
+        """The end of a test: RabbitMQ is killed (its data is thrown away), Redis stopped."""
+        if isinstance(self.broker, OwnRabbit):
+            self.broker.stop(graceful=False)
+        self.backend.stop()

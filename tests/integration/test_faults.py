@@ -1,10 +1,12 @@
-"""Faults on the real stack: processes killed, PostgreSQL and Redis restarted, a hard
-time limit, a poison message, a broker that cannot be reached. Each test runs on a
-PostgreSQL and a Redis of its own (tests/integration/own_services.py), with beat running
-the reconciler and the default recovery settings (a 45 s visibility timeout with leases
-renewed every 10 s), and checks that every record ends with exactly one row, written
-once: workers count each request's scorings and writes (MLQ_TEST_COUNTS_URL), since a
-row keyed by its request id can never show a second one. No test resubmits anything.
+"""Faults on the real stack: processes killed, PostgreSQL and the broker restarted, a
+hard time limit, a poison message, a broker that cannot be reached. Each test runs on a
+PostgreSQL and a broker of its own (tests/integration/own_services.py), once with Redis
+and once with RabbitMQ as the broker (the ``broker_kind`` fixture,
+tests/integration/conftest.py), with beat running the reconciler and the default
+recovery settings (a 45 s visibility timeout with leases renewed every 10 s), and checks
+that every record ends with exactly one row, written once: workers count each request's
+scorings and writes (MLQ_TEST_COUNTS_URL), since a row keyed by its request id can never
+show a second one. No test resubmits anything.
 
 docs/reliability.md publishes what these tests do and what they measured.
 """
@@ -32,6 +34,7 @@ from celery import Celery
 from sqlalchemy import Engine, create_engine, text
 
 from producer.local_processes import LocalBeat, LocalWorker
+from shared.broker import broker_options
 from shared.contracts import (
     EXAMPLE_RECORD,
     QUEUE_BATCH,
@@ -40,8 +43,9 @@ from shared.contracts import (
     QUEUES,
     TASK_PREDICT,
 )
-from tests.integration.conftest import run_mlq
-from tests.integration.own_services import OwnPostgres, OwnRedis, free_port
+from shared.settings import get_settings
+from tests.integration.conftest import run_mlq, start_own_broker
+from tests.integration.own_services import OwnBroker, OwnPostgres, OwnRedis, free_port
 from workers.training import ADULT_DATA, TARGET, read_adult
 
 pytestmark = pytest.mark.integration
@@ -87,14 +91,21 @@ class Stack:
     """Settings for the worker and `mlq` processes of one test, on its own services."""
 
     def __init__(
-        self, postgres: OwnPostgres, redis: OwnRedis, home: Path, artifacts: Path, counters: str
+        self,
+        postgres: OwnPostgres,
+        services: OwnBroker,
+        home: Path,
+        artifacts: Path,
+        counters: str,
     ):
         self.postgres = postgres
-        self.redis = redis
+        self.kind = services.kind  # "redis" or "rabbitmq"
+        self.broker = services.broker
+        self.backend = services.backend  # Redis, the result backend (the broker too on redis)
         self.home = home
         self.env = {
-            "MLQ_BROKER_URL": f"{redis.url}/0",
-            "MLQ_RESULT_BACKEND": f"{redis.url}/1",
+            "MLQ_BROKER_URL": services.broker_url,
+            "MLQ_RESULT_BACKEND": services.backend_url,
             "MLQ_DATABASE_URL": postgres.url,
             "MLQ_HOME": str(home),
             "MLQ_ARTIFACTS_DIR": str(artifacts),
@@ -102,7 +113,8 @@ class Stack:
         }
         self.app = Celery("faults")
         self.app.config_from_object("celeryconfig")
-        self.app.conf.update(broker_url=self.env["MLQ_BROKER_URL"])
+        # Queues declared as the worker declares them on this broker (shared/broker.py).
+        self.app.conf.update(broker_options(get_settings(), services.broker_url).as_celery())
         self.app.conf.update(result_backend=self.env["MLQ_RESULT_BACKEND"])
         self.engine: Engine = create_engine(postgres.url, pool_pre_ping=True)
         self.workers: list[LocalWorker] = []
@@ -221,17 +233,20 @@ def stack(
     counter_redis: OwnRedis,
     artifacts_dir: Path,
     tmp_path: Path,
+    broker_kind: str,
 ) -> Iterator[Stack]:
     appendonly = bool(getattr(request, "param", False))
-    redis = OwnRedis(tmp_path / "redis", appendonly=appendonly).start()
+    # RabbitMQ takes seconds to start: it does while the database is prepared.
+    services = start_own_broker(broker_kind, tmp_path, appendonly=appendonly, wait=False)
     counters = f"{counter_redis.url}/0"
     redis_module.Redis.from_url(counters).flushdb()
-    stack = Stack(own_postgres, redis, tmp_path, artifacts_dir, counters)
+    stack = Stack(own_postgres, services, tmp_path, artifacts_dir, counters)
     try:
         migrated = stack.mlq("db", "upgrade")
         assert migrated.returncode == 0, migrated.stderr
         registered = stack.mlq("train")  # the trained bundles, registered: no training
         assert registered.returncode == 0, registered.stderr
+        services.wait()
         with stack.engine.begin() as connection:
             connection.execute(
                 text(
@@ -242,7 +257,7 @@ def stack(
         yield stack
     finally:
         stack.stop()
-        redis.stop()
+        services.stop()
 
 
 def pool_children(worker: LocalWorker) -> list[int]:
@@ -390,7 +405,7 @@ def test_postgres_restarted_mid_batch_is_retried_until_the_batch_completes(
 @pytest.mark.parametrize("stack", [True], indirect=True)
 def test_redis_restarted_with_appendonly_keeps_queued_work(stack: Stack, records_csv: Path) -> None:
     stack.submit(records_csv, "aof")  # queued: no worker yet
-    stack.redis.restart()
+    stack.broker.restart()  # RabbitMQ: quorum queues are on disk, always
     stack.worker("aof", queues=BATCH_WORK)
     stack.assert_complete("aof")
 
@@ -403,15 +418,16 @@ def test_redis_restarted_without_persistence_the_reconciler_finishes_the_batch(
     worker = stack.worker("no-aof", queues=BATCH_WORK)
     stack.submit(records_csv, "no-aof")
     stack.wait_rows("no-aof", 3_000, timeout=60)
-    stack.redis.restart()  # every queued chunk is gone
+    stack.broker.restart()  # Redis: every queued chunk is gone (RabbitMQ: none is)
     restarted_at = time.monotonic()
     time.sleep(3)
     before = stack.counts("no-aof")[0]
     assert before < RECORDS
-    print(f"[reliability] no-aof: {before} rows when Redis lost the queued chunks")
+    print(f"[reliability] no-aof ({stack.kind}): {before} rows when the broker restarted")
     stack.assert_complete("no-aof")
-    print(f"[reliability] no-aof: complete {time.monotonic() - restarted_at:.1f} s after the loss")
-    assert "sending it again" in stack.logs()
+    print(f"[reliability] no-aof: complete {time.monotonic() - restarted_at:.1f} s after it")
+    if stack.kind == "redis":  # what Redis lost came back from the ledger
+        assert "sending it again" in stack.logs()
     # Chunks already written were kept, not rewritten (assert_complete counted writes).
     assert "no-aof" in worker.log_path.read_text()
 
@@ -532,23 +548,26 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
 ) -> None:
     stack.env["MLQ_SEND_TIMEOUT"] = "2"  # the bound the user sets
     closed = free_port()  # nothing listens there: the broker is down, the backend is up
+    url = {"redis": "redis://:{}@127.0.0.1:{}/0", "rabbitmq": "amqp://guest:{}@127.0.0.1:{}//"}
     broker_down = stack.mlq(
         "predict",
         "--record",
         json.dumps(EXAMPLE_RECORD),
-        env={"MLQ_BROKER_URL": f"redis://:secret@127.0.0.1:{closed}/0"},
+        env={"MLQ_BROKER_URL": url[stack.kind].format("secret", closed)},
     )
     assert broker_down.returncode == 5  # a service is unavailable
     last_line = broker_down.stderr.strip().splitlines()[-1]
-    assert f"cannot reach the broker at redis://:***@127.0.0.1:{closed}/0" in last_line
+    assert f"cannot reach the broker at {url[stack.kind].format('***', closed)}" in last_line
     assert "secret" not in broker_down.stderr
-    stack.redis.stop()  # now the result backend is down too
+    stack.broker.stop()  # now the broker and the result backend are both down
+    stack.backend.stop()
     started = time.monotonic()
     single = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD))
     took = time.monotonic() - started
     assert single.returncode == 5
     last_line = single.stderr.strip().splitlines()[-1]
-    assert f"127.0.0.1:{stack.redis.port}" in last_line and "cannot reach the" in last_line
+    assert "cannot reach the" in last_line  # the broker or the result backend, by port:
+    assert any(f"127.0.0.1:{s.port}" in last_line for s in (stack.broker, stack.backend))
     assert "tried for 2 s (MLQ_SEND_TIMEOUT)" in last_line
     assert "Traceback" not in single.stderr
     assert took < 10
@@ -560,3 +579,46 @@ def test_an_unreachable_broker_fails_fast_and_says_what_was_sent(
     assert "sending stopped after 0 records" in batch.stderr
     assert "submit the same input again with batch id unreachable" in batch.stderr
     print(f"\n[reliability] unreachable: mlq predict failed after {took:.1f} s: {last_line}")
+
+
+@pytest.mark.parametrize("broker_kind", ["rabbitmq"])
+def test_rabbitmq_moves_a_message_past_its_delivery_limit_to_the_dead_letter_queue(
+    stack: Stack,
+) -> None:
+    """The broker's own bound (MLQ_BROKER_DELIVERY_LIMIT, a quorum queue's
+    x-delivery-limit): a message that kills its process before the worker's bound can
+    count it is handed out a bounded number of times, then kept in mlq.dead-letter (not
+    dropped, not looping); the worker keeps serving."""
+    from shared.broker import dead_letter_queue
+    from tests.integration.own_services import OwnRabbit
+
+    assert isinstance(stack.broker, OwnRabbit)
+    # The lowest bounds, so that the test is short: the queues are declared with them.
+    limit = 1
+    stack.env.update(MLQ_MAX_DELIVERIES="1", MLQ_BROKER_DELIVERY_LIMIT=str(limit))
+    bounded = get_settings().model_copy(update={"broker_delivery_limit": limit})
+    stack.app.conf.update(broker_options(bounded, stack.env["MLQ_BROKER_URL"]).as_celery())
+    worker = stack.worker(
+        "deadletter", queues=(QUEUE_PREDICT,), app_module="tests.integration.poison_worker"
+    )
+    record = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier"}
+    stack.app.send_task(
+        TASK_PREDICT, kwargs={**record, "request_id": "deadletter-1"}, task_id="deadletter-1"
+    )
+    deadline = time.monotonic() + 90
+    while stack.broker.queue_depth("mlq.dead-letter") < 1:
+        assert time.monotonic() < deadline, "the message never reached the dead-letter queue"
+        time.sleep(0.5)
+    kills = worker.log_path.read_text().count("exited with 'signal 9 (SIGKILL)'")
+    assert kills == limit + 1  # handed out once, then returned `limit` times at most
+    assert stack.broker.queue_depth(QUEUE_PREDICT) == 0
+    with Celery(broker=stack.broker.url).connection_for_read() as connection:
+        message = connection.SimpleQueue(dead_letter_queue()).get(timeout=5)
+        assert message.headers["id"] == "deadletter-1"
+        assert message.headers["x-death"][0]["queue"] == QUEUE_PREDICT
+        message.ack()
+    # No row was written for it: the dead-letter queue is where it is, for an operator.
+    assert stack.query("SELECT count(*) FROM ml_request WHERE id = 'deadletter-1'")[0] == 0
+    good = stack.mlq("predict", "--record", json.dumps(EXAMPLE_RECORD), "--wait", "--json")
+    assert good.returncode == 0, good.stderr
+    print(f"\n[reliability] dead-letter: {kills} deliveries (all killed), then mlq.dead-letter")
