@@ -8,7 +8,14 @@ import math
 
 from kombu import Exchange, Queue
 
-from shared.contracts import QUEUE_CONTROL, QUEUE_PREDICT, QUEUES, TASK_AB_EVALUATE, TASK_QUEUES
+from shared.contracts import (
+    QUEUE_CONTROL,
+    QUEUE_PREDICT,
+    QUEUES,
+    TASK_AB_EVALUATE,
+    TASK_PARTITIONS,
+    TASK_QUEUES,
+)
 from shared.embedded_broker import TRANSPORT_PATH
 from shared.settings import get_settings
 
@@ -89,6 +96,13 @@ beat_schedule = {
         "task": TASK_AB_EVALUATE,
         "schedule": max(_settings.ab_check_s, 0.5),
         "options": {"queue": QUEUE_CONTROL, "expires": max(_settings.ab_check_s, 0.5)},
-    }
+    },
+    # The request log's daily partitions, made a week ahead (shared/db/partitions.py):
+    # a write never waits on DDL while beat runs.
+    "request-log-partitions": {
+        "task": TASK_PARTITIONS,
+        "schedule": 3600.0,
+        "options": {"queue": QUEUE_CONTROL, "expires": 3600.0},
+    },
 }
 beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

@@ -8,6 +8,7 @@ this module; keep the two in step (tests/unit/test_docs.py checks every name is 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
@@ -29,6 +30,7 @@ TASK_PREDICT_BATCH = "mlq.predict_batch"
 TASK_PREDICT_MANY = "mlq.predict_many"
 TASK_FEEDBACK = "mlq.feedback"
 TASK_AB_EVALUATE = "mlq.ab.evaluate"
+TASK_PARTITIONS = "mlq.db.partitions"
 TASK_ECHO = "mlq.echo"
 
 TASK_QUEUES = {
@@ -37,6 +39,7 @@ TASK_QUEUES = {
     TASK_PREDICT_MANY: QUEUE_PREDICT,
     TASK_FEEDBACK: QUEUE_FEEDBACK,
     TASK_AB_EVALUATE: QUEUE_CONTROL,
+    TASK_PARTITIONS: QUEUE_CONTROL,
     TASK_ECHO: QUEUE_PREDICT,
 }
 
@@ -186,12 +189,21 @@ class PredictKwargs(TypedDict):
     status: NotRequired[str | None]  # default: "production"
     version: NotRequired[str | None]
     assignment_key: NotRequired[str | None]  # A/B arm stickiness; default: the request id
+    # When the producer accepted the record (ISO 8601, UTC): its row's created_at, so a
+    # redelivery writes the same key. Default: when the worker writes the row.
+    accepted_at: NotRequired[str]
 
 
 class PredictManyItem(TypedDict):
     record: dict[str, Any]
     request_id: str
     assignment_key: NotRequired[str | None]
+    accepted_at: NotRequired[str]  # as in PredictKwargs
+
+
+def accepted_now() -> str:
+    """``accepted_at`` for a record accepted now."""
+    return datetime.now(UTC).isoformat()
 
 
 class PredictManyKwargs(TypedDict):

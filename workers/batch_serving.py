@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
+from shared.db.batches import batch_created_at, mark_written
 from shared.db.engine import session_scope
-from shared.db.models import utcnow
-from shared.db.requests import copy_requests, existing_positions
+from shared.db.requests import copy_requests, ensure_partitions, existing_positions
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
 from workers.model_store import ModelStore
@@ -36,9 +37,11 @@ def chunk_rows(
     todo: Sequence[int],
     outcomes: Sequence[tuple[PredictResult, Route | None]],
     latency_ms: float,
+    created_at: datetime,
 ) -> list[dict[str, Any]]:
-    """The rows of a chunk's records at ``todo`` (indexes into ``records``)."""
-    now = utcnow()
+    """The rows of a chunk's records at ``todo`` (indexes into ``records``), all with
+    their batch's ``created_at`` (their partition key, the same on every delivery)."""
+    now = created_at
     rows = []
     for i, (result, chosen) in zip(todo, outcomes, strict=True):
         row = request_row(
@@ -69,9 +72,15 @@ def serve_chunk(
     if refused is not None:
         log.warning("batch %.80r chunk %.20r: refused: %s", batch_id, start, refused.message)
         raise refused
+    created_at = batch_created_at(batch_id)
+    ensure_partitions([{"created_at": created_at}])  # before the transaction: see there
     with session_scope() as session:
         done = existing_positions(
-            session, batch_id=batch_id, start=start, stop=start + len(records)
+            session,
+            batch_id=batch_id,
+            start=start,
+            stop=start + len(records),
+            created_at=created_at,
         )
         todo = [i for i in range(len(records)) if start + i not in done]
         items = []
@@ -100,8 +109,11 @@ def serve_chunk(
             todo=todo,
             outcomes=outcomes,
             latency_ms=((time.perf_counter() - started) * 1000 - shadow_ms) / max(len(todo), 1),
+            created_at=created_at,
         )
         written = copy_requests(session, rows=rows)
+        if written:
+            mark_written(session, batch_id=batch_id)
     # After the chunk's rows are committed, so that they never depend on these.
     write_shadow_answers(shadow_rows(shadows, created_at={r["id"]: r["created_at"] for r in rows}))
     errors = sum(1 for result, _ in outcomes if result["status"] != "OK")
