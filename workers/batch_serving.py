@@ -72,7 +72,7 @@ def serve_chunk(
     if refused is not None:
         log.warning("batch %.80r chunk %.20r: refused: %s", batch_id, start, refused.message)
         raise refused
-    created_at = batch_created_at(batch_id)
+    created_at = batch_created_at(batch_id, endpoint=endpoint)
     ensure_partitions([{"created_at": created_at}])  # before the transaction: see there
     with session_scope() as session:
         done = existing_positions(

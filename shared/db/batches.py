@@ -81,16 +81,26 @@ def create_batch(
     )
 
 
-def batch_created_at(batch_id: str) -> datetime:
-    """The batch's created_at, which its rows carry too; now for a batch with no row
-    (a producer that wrote none: its rows then share the time of their chunk)."""
+def batch_created_at(batch_id: str, *, endpoint: str) -> datetime:
+    """The batch's created_at, which its rows carry too (their partition key).
+
+    A batch whose producer wrote no batch row (a raw producer sending chunks itself)
+    gets one now, by the first chunk to come: every chunk and every redelivery then
+    reads the same time, so their rows conflict as they should.
+    """
     from shared.db.engine import autocommit_connection
 
     with autocommit_connection() as connection:
-        found = connection.execute(
-            select(Batch.created_at).where(Batch.id == batch_id)
-        ).scalar_one_or_none()
-    return as_utc(found) if found is not None else utcnow()
+        query = select(Batch.created_at).where(Batch.id == batch_id)
+        found = connection.execute(query).scalar_one_or_none()
+        if found is None:
+            connection.execute(
+                insert(connection, Batch)
+                .values(id=batch_id, endpoint=endpoint, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            found = connection.execute(query).scalar_one()
+    return as_utc(found)
 
 
 def mark_written(session: Session, *, batch_id: str) -> None:
