@@ -150,14 +150,75 @@ def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(BULK_COLUMNS)
     with cursor.copy(f"COPY ml_request ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(
-                tuple(
-                    # orjson: a tenth of json.dumps's time, which dominated bulk writes.
-                    orjson.dumps(row[c]).decode() if c in ("input", "response") else row[c]
-                    for c in BULK_COLUMNS
+        copy.write(copy_text(rows))
+
+
+# COPY's text format: a backslash, tab, newline or carriage return in a value is escaped.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = ("\\", "\t", "\n", "\r")
+NULL = "\\N"
+
+
+def _text(value: str) -> str:
+    if any(c in value for c in _SPECIAL):
+        return value.translate(_ESCAPES)
+    return value
+
+
+def _json(value: Any) -> str:
+    # orjson: a tenth of json.dumps's time. Its output has no raw tab, newline or
+    # carriage return (JSON escapes them), only backslashes to double.
+    text = orjson.dumps(value).decode()
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def _number(value: Any) -> str:
+    # repr: the shortest text that reads back as the same float (or int); PostgreSQL
+    # reads Python's "nan" and "inf" too.
+    if value is None:
+        return NULL
+    kind = type(value)
+    return repr(value) if kind is float or kind is int else repr(float(value))
+
+
+def copy_text(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as COPY text (BULK_COLUMNS), built in one pass with no per-value type
+    dispatch: psycopg's ``write_row`` adapts every value by its type, which was half of
+    a chunk's write time. A chunk's times are the same datetime: formatted once."""
+    stamps: dict[Any, str] = {}
+    lines = []
+    for row in rows:
+        created_at = row["created_at"]
+        stamp = stamps.get(created_at)
+        if stamp is None:
+            stamp = stamps[created_at] = created_at.isoformat()
+        label, code, message = row["label"], row["error_code"], row["error_message"]
+        batch_id, arm = row["batch_id"], row["ab_arm"]
+        lines.append(
+            "\t".join(
+                (
+                    _text(row["id"]),
+                    _text(row["endpoint"]),
+                    _number(row["algorithm_id"]),
+                    _json(row["input"]),
+                    _json(row["response"]),
+                    NULL if label is None else _text(label),
+                    _number(row["probability"]),
+                    _number(row["value"]),
+                    row["status"],
+                    NULL if code is None else _text(code),
+                    NULL if message is None else _text(message),
+                    _number(row["latency_ms"]),
+                    NULL if batch_id is None else _text(batch_id),
+                    _number(row["batch_position"]),
+                    stamp,
+                    _number(row["ab_test_id"]),
+                    NULL if arm is None else _text(arm),
                 )
             )
+        )
+    lines.append("")
+    return "\n".join(lines)
 
 
 def inserted_ids(session: Session | Connection, *, rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -273,3 +273,39 @@ def test_prune_drops_old_days_and_keeps_a_summary_of_what_referred_to_them(
     with session_scope() as session:
         total = session.execute(select(func.sum(MLRequestSummary.requests))).scalar_one()
     assert total == 12
+
+
+def test_rows_copied_as_text_read_back_as_written(clean_db: str) -> None:
+    """The bulk write's own COPY text: escapes, nulls, unicode, numbers, times."""
+    at = datetime.now(UTC)
+    tricky = "tab\there\nnew line\\back slash\r\u00e9\u4e2d \\N"
+    rows = [
+        row(
+            "copy-1",
+            at,
+            input={"text": tricky, "n": 1.5e-07, "big": 2**53, "nested": [None, True, {"k": "\\"}]},
+            response={"label": tricky},
+            label=tricky,
+            probability=0.1 + 0.2,
+            value=-1e300,
+            status="ERROR",
+            error_code="invalid_record",
+            error_message=tricky,
+            latency_ms=float("inf"),
+            batch_id="b\tx",
+            batch_position=7,
+            ab_arm="B",
+            ab_test_id=3,
+        ),
+        row("copy-2", at, probability=None, latency_ms=None),
+    ]
+    with session_scope() as session:
+        assert copied_ids(session, rows=rows) == {"copy-1", "copy-2"}
+    with session_scope() as session:
+        stored = {
+            r.id: r for r in session.execute(select(MLRequest).order_by(MLRequest.id)).scalars()
+        }
+        for written in rows:
+            got = stored[written["id"]]
+            for column, value in written.items():
+                assert getattr(got, column) == value, column
