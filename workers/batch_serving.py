@@ -15,7 +15,12 @@ from typing import Any
 from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
 from shared.db.batches import batch_created_at, mark_written
 from shared.db.engine import session_scope
-from shared.db.requests import copy_requests, ensure_partitions, existing_positions
+from shared.db.requests import (
+    BULK_COLUMNS,
+    copied_tuples,
+    ensure_partitions,
+    existing_positions,
+)
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
 from workers.model_store import ModelStore
@@ -38,17 +43,44 @@ def chunk_rows(
     outcomes: Sequence[tuple[PredictResult, Route | None]],
     latency_ms: float,
     created_at: datetime,
-) -> list[dict[str, Any]]:
-    """The rows of a chunk's records at ``todo`` (indexes into ``records``), all with
-    their batch's ``created_at`` (their partition key, the same on every delivery)."""
-    now = created_at
+) -> list[tuple[Any, ...]]:
+    """The rows of a chunk's records at ``todo`` (indexes into ``records``), as tuples in
+    BULK_COLUMNS order, all with their batch's ``created_at`` (their partition key, the
+    same on every delivery). A scored record's row is built straight from its result; a
+    refused one's goes through ``request_row`` (which makes its values storable)."""
+    latency = round(latency_ms, 3)
     rows = []
     for i, (result, chosen) in zip(todo, outcomes, strict=True):
+        position = start + i
+        if result["error"] is None:
+            algorithm = result["algorithm"]
+            rows.append(
+                (
+                    result["request_id"],
+                    endpoint,
+                    algorithm["id"] if algorithm else None,
+                    records[i],
+                    result,
+                    result["label"],
+                    result["probability"],
+                    result["value"],
+                    result["status"],
+                    None,
+                    None,
+                    latency,
+                    batch_id,
+                    position,
+                    created_at,
+                    chosen.ab_test_id if chosen else None,
+                    chosen.ab_arm if chosen else None,
+                )
+            )
+            continue
         row = request_row(
             result, endpoint=endpoint, record=records[i], latency_ms=latency_ms, route=chosen
         )
-        row.update(batch_id=batch_id, batch_position=start + i, created_at=now)
-        rows.append(row)
+        row.update(batch_id=batch_id, batch_position=position, created_at=created_at)
+        rows.append(tuple(row[column] for column in BULK_COLUMNS))
     return rows
 
 
@@ -111,11 +143,12 @@ def serve_chunk(
             latency_ms=((time.perf_counter() - started) * 1000 - shadow_ms) / max(len(todo), 1),
             created_at=created_at,
         )
-        written = copy_requests(session, rows=rows)
+        written = len(copied_tuples(session, rows))
         if written:
             mark_written(session, batch_id=batch_id)
     # After the chunk's rows are committed, so that they never depend on these.
-    write_shadow_answers(shadow_rows(shadows, created_at={r["id"]: r["created_at"] for r in rows}))
+    if shadows:
+        write_shadow_answers(shadow_rows(shadows, created_at={row[0]: created_at for row in rows}))
     errors = sum(1 for result, _ in outcomes if result["status"] != "OK")
     log.info(
         "batch %s chunk %d+%d: %d scored (%d errors), %d already written, %.0f ms",

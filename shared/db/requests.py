@@ -9,6 +9,7 @@ it (``NEAR``), so that a caller's retry writes no second row either.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,11 +115,10 @@ def copied_ids(session: Session, *, rows: Sequence[dict[str, Any]]) -> set[str]:
     On PostgreSQL: COPY into the partitioned table (the rows of a chunk all have their
     batch's ``created_at``, so they go to one partition), in a savepoint. The caller
     has left out rows it knows exist (``existing_positions``), so the COPY normally
-    succeeds; if an id exists anyway
-    (a redelivered message, the same chunk running twice at once, or a single request
-    that chose a batch's id), the primary key refuses the COPY, the savepoint rolls it
-    back, and the rows go in again by ``INSERT ... ON CONFLICT DO NOTHING``: the new
-    ones are written, none twice. Elsewhere: that insert straight away.
+    succeeds; if a key exists anyway (a redelivered message, the same chunk running
+    twice at once), the primary key refuses the COPY, the savepoint rolls it back, and
+    the rows go in again by ``INSERT ... ON CONFLICT DO NOTHING``: the new ones are
+    written, none twice. Elsewhere: that insert straight away.
     """
     if not rows:
         return set()
@@ -130,23 +130,36 @@ def copied_ids(session: Session, *, rows: Sequence[dict[str, Any]]) -> set[str]:
         rows = [row for row in rows if row["id"] not in near or row.get("batch_id") is not None]
         if not rows:
             return set()
+    return copied_tuples(session, [tuple(row[c] for c in BULK_COLUMNS) for row in rows])
+
+
+def copied_tuples(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """``copied_ids`` for rows given as tuples in BULK_COLUMNS order (what a batch
+    chunk builds, skipping a dict per row)."""
+    if not rows:
+        return set()
+    if dialect_name(session) != "postgresql":
+        return inserted_ids(
+            session, rows=[dict(zip(BULK_COLUMNS, row, strict=True)) for row in rows]
+        )
     try:
         with session.begin_nested():
             _copy(session, rows)
     except psycopg.IntegrityError as error:
+        dicts = [dict(zip(BULK_COLUMNS, row, strict=True)) for row in rows]
         if partitions.is_missing_partition(error):
             # The session holds locks on the table: the partition is made before the
             # retried task opens its transaction (see ``ensure_partitions``).
-            missing_day(rows, error)
-        return inserted_ids(session, rows=rows)
+            missing_day(dicts, error)
+        return inserted_ids(session, rows=dicts)
     except psycopg.Error as error:
         # COPY runs on the driver's cursor: give its errors SQLAlchemy's classes, so an
         # outage (OperationalError) is retried like any other statement's.
         raise DBAPIError.instance("COPY ml_request", None, error, psycopg.Error) from error
-    return {row["id"] for row in rows}
+    return {row[0] for row in rows}
 
 
-def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def _copy(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(BULK_COLUMNS)
     with cursor.copy(f"COPY ml_request ({columns}) FROM STDIN") as copy:
@@ -155,14 +168,14 @@ def _copy(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 # COPY's text format: a backslash, tab, newline or carriage return in a value is escaped.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_SPECIAL = ("\\", "\t", "\n", "\r")
+_SPECIAL = re.compile(r"[\\\t\n\r]")
 NULL = "\\N"
 
 
-def _text(value: str) -> str:
-    if any(c in value for c in _SPECIAL):
-        return value.translate(_ESCAPES)
-    return value
+def _text(value: str | None) -> str:
+    if value is None:
+        return NULL
+    return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
 
 
 def _json(value: Any) -> str:
@@ -181,44 +194,67 @@ def _number(value: Any) -> str:
     return repr(value) if kind is float or kind is int else repr(float(value))
 
 
-def copy_text(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as COPY text (BULK_COLUMNS), built in one pass with no per-value type
-    dispatch: psycopg's ``write_row`` adapts every value by its type, which was half of
-    a chunk's write time. A chunk's times are the same datetime: formatted once."""
-    stamps: dict[Any, str] = {}
-    lines = []
-    for row in rows:
-        created_at = row["created_at"]
-        stamp = stamps.get(created_at)
-        if stamp is None:
-            stamp = stamps[created_at] = created_at.isoformat()
-        label, code, message = row["label"], row["error_code"], row["error_message"]
-        batch_id, arm = row["batch_id"], row["ab_arm"]
-        lines.append(
-            "\t".join(
-                (
-                    _text(row["id"]),
-                    _text(row["endpoint"]),
-                    _number(row["algorithm_id"]),
-                    _json(row["input"]),
-                    _json(row["response"]),
-                    NULL if label is None else _text(label),
-                    _number(row["probability"]),
-                    _number(row["value"]),
-                    row["status"],
-                    NULL if code is None else _text(code),
-                    NULL if message is None else _text(message),
-                    _number(row["latency_ms"]),
-                    NULL if batch_id is None else _text(batch_id),
-                    _number(row["batch_position"]),
-                    stamp,
-                    _number(row["ab_test_id"]),
-                    NULL if arm is None else _text(arm),
-                )
+def copy_text(rows: Sequence[tuple[Any, ...]]) -> str:
+    """The rows (tuples in BULK_COLUMNS order) as COPY text, built in one pass with no
+    per-value type dispatch: psycopg's ``write_row`` adapts every value by its type,
+    which was half of a chunk's write time. Values repeated down a chunk (endpoint,
+    labels, times, the batch id) are formatted once."""
+    seen: dict[Any, str] = {}
+
+    def once(value: Any, format: Any) -> str:
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = format(value)
+        return text
+
+    lines = [
+        "\t".join(
+            (
+                _text(request_id),
+                once(endpoint, _text),
+                _number(algorithm_id),
+                _json(record),
+                _json(response),
+                once(label, _text),
+                _number(probability),
+                _number(value),
+                status,
+                _text(error_code),
+                _text(error_message),
+                _number(latency_ms),
+                once(batch_id, _text),
+                _number(batch_position),
+                once(created_at, _stamp),
+                _number(ab_test_id),
+                _text(ab_arm),
             )
         )
+        for (
+            request_id,
+            endpoint,
+            algorithm_id,
+            record,
+            response,
+            label,
+            probability,
+            value,
+            status,
+            error_code,
+            error_message,
+            latency_ms,
+            batch_id,
+            batch_position,
+            created_at,
+            ab_test_id,
+            ab_arm,
+        ) in rows
+    ]
     lines.append("")
     return "\n".join(lines)
+
+
+def _stamp(moment: Any) -> str:
+    return NULL if moment is None else str(moment.isoformat())
 
 
 def inserted_ids(session: Session | Connection, *, rows: Sequence[dict[str, Any]]) -> set[str]:
