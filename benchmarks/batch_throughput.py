@@ -108,19 +108,25 @@ def end_to_end(
     chunk_size: int,
     endpoint: str = DEFAULT_ENDPOINT,
 ) -> float:
+    """Records/s from the first record sent until every chunk's rows are committed.
+
+    The end is each chunk task's result (stored by the worker after its rows commit),
+    awaited in the result backend: polling the batch's row count instead cost
+    PostgreSQL a count over the batch's rows every 50 ms, CPU taken from the run it
+    measured (a fifth of a core at 100,000 records, more as the batch grows). The
+    database is checked afterwards: a row for every record, none failed.
+    """
     client = Client()
     started = time.perf_counter()
     submission = client.submit_batch(
         records, endpoint=endpoint, status=status, chunk_size=chunk_size
     )
-    while True:
-        with session_scope() as session:
-            progress = batch_progress(session, batch_id=submission.batch_id)
-        assert progress is not None
-        if progress.finished:
-            break
-        time.sleep(0.05)
+    for start in range(0, len(records), chunk_size):
+        client.app.AsyncResult(f"{submission.batch_id}:chunk:{start}").get(timeout=600)
     elapsed = time.perf_counter() - started
+    with session_scope() as session:
+        progress = batch_progress(session, batch_id=submission.batch_id)
+    assert progress is not None and progress.finished, progress
     assert progress.failed == 0, progress
     return len(records) / elapsed
 
