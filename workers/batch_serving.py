@@ -115,10 +115,12 @@ def serve_chunk(
             created_at=created_at,
         )
         todo = [i for i in range(len(records)) if start + i not in done]
-        items = []
-        for i in todo:
-            request_id = batch_request_id(batch_id, start + i)
-            items.append(Item(request_id, records[i], request_id))
+        # batch_request_id(batch_id, position), inlined: this runs for every record.
+        prefix = batch_request_id(batch_id, 0)[:-1]
+        items = [
+            Item(request_id, records[i], request_id)
+            for i, request_id in zip(todo, [prefix + str(start + i) for i in todo], strict=True)
+        ]
         shadows: list[ShadowAnswer] = []
         outcomes = score_items(
             store,

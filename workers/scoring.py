@@ -82,11 +82,14 @@ def score_items(
             results[i] = error_result(item.request_id, refused)
             routes[i] = None
     groups: dict[Route | None, list[int]] = {}
-    for i, chosen in enumerate(routes):
-        if i not in results:
-            groups.setdefault(chosen, []).append(i)
+    if not results and routes and routes.count(routes[0]) == len(routes):
+        groups[routes[0]] = list(range(len(items)))  # one route for all: most chunks
+    else:
+        for i, chosen in enumerate(routes):
+            if i not in results:
+                groups.setdefault(chosen, []).append(i)
     for chosen, positions in groups.items():
-        group = [items[i] for i in positions]
+        group = items if len(positions) == len(items) else [items[i] for i in positions]
         if chosen is None:
             assert selection_error is not None
             scored = [error_result(item.request_id, selection_error) for item in group]
