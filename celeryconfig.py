@@ -11,6 +11,7 @@ from shared.contracts import (
     QUEUE_CONTROL,
     QUEUE_PREDICT,
     TASK_AB_EVALUATE,
+    TASK_PARTITIONS,
     TASK_QUEUES,
     TASK_RECONCILE,
 )
@@ -97,6 +98,13 @@ beat_schedule = {
         "task": TASK_RECONCILE,
         "schedule": _settings.reconcile_every_s,
         "options": {"queue": QUEUE_CONTROL, "expires": _settings.reconcile_every_s},
+    },
+    # The request log's daily partitions, made a week ahead (shared/db/partitions.py):
+    # a write never waits on DDL while beat runs.
+    "request-log-partitions": {
+        "task": TASK_PARTITIONS,
+        "schedule": 3600.0,
+        "options": {"queue": QUEUE_CONTROL, "expires": 3600.0},
     },
 }
 beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

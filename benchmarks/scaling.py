@@ -87,6 +87,39 @@ class Meter:
             spent[name] = sum(cpu_seconds(p) - before[name].get(p, 0.0) for p in pids())
 
 
+def wal_lsn() -> int:
+    """PostgreSQL's current WAL position, in bytes (what the whole server wrote)."""
+    from sqlalchemy import text
+
+    from shared.db.engine import get_engine
+
+    with get_engine().connect() as connection:
+        return int(
+            connection.execute(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")).scalar_one()
+        )
+
+
+def storage() -> tuple[int, int, int, int]:
+    """(rows, heap + TOAST bytes, index bytes, total bytes) of the request log, summed
+    over its partitions (a partitioned table has no storage of its own)."""
+    from sqlalchemy import text
+
+    from shared.db.engine import get_engine
+
+    with get_engine().connect() as connection:
+        connection.execute(text("CHECKPOINT"))
+        rows = connection.execute(text("SELECT count(*) FROM ml_request")).scalar_one()
+        sizes = connection.execute(
+            text(
+                "SELECT coalesce(sum(pg_table_size(relid)), 0), "
+                "coalesce(sum(pg_indexes_size(relid)), 0), "
+                "coalesce(sum(pg_total_relation_size(relid)), 0) "
+                "FROM pg_partition_tree('ml_request') WHERE isleaf"
+            )
+        ).one()
+    return int(rows), int(sizes[0]), int(sizes[1]), int(sizes[2])
+
+
 def singles(count: int, threads: int = 8) -> float:
     """``count`` predictions from ``threads`` producer threads; returns the seconds taken."""
     per_thread = count // threads
@@ -116,23 +149,42 @@ def main() -> None:
     harness.fresh_database()
     records = harness.adult_records(args.records)
     rows: list[tuple[Any, ...]] = []
+    sizes: dict[str, tuple[int, int, int, int]] = {}
     with harness.worker("scaling", concurrency=2) as worker:
         meter = Meter(worker)
         singles(40)  # warm up: models used, connections open
+        truncate_requests()
+        wal = wal_lsn()
         with meter.measure() as spent:
             seconds = singles(args.singles)
+        wal_single = (wal_lsn() - wal) / args.singles
+        sizes["single records"] = storage()
         rows += [
             ("single records", part, 1000 * cpu / args.singles, args.singles / seconds)
             for part, cpu in spent.items()
         ]
         truncate_requests()
+        wal = wal_lsn()
         with meter.measure() as spent:
             rate = end_to_end(records, None, 5000)
+        wal_batch = (wal_lsn() - wal) / args.records
+        sizes["batch records"] = storage()
         rows += [("batch", part, 1000 * cpu / args.records, rate) for part, cpu in spent.items()]
     harness.print_table(
         "CPU per record, by part (ms of CPU per record; records/s of the run)",
         ["work", "part", "CPU ms / record", "records/s"],
         rows,
+    )
+    harness.print_table(
+        "Request log bytes per row (pg_table_size, pg_indexes_size and pg_total_relation_size "
+        "of its partitions; WAL: pg_current_wal_lsn before and after, whole server)",
+        ["rows", "count", "table (heap+TOAST)", "indexes", "total", "WAL written"],
+        [
+            (kind, n, heap / n, index / n, total / n, wal_per_row)
+            for (kind, (n, heap, index, total)), wal_per_row in zip(
+                sizes.items(), (wal_single, wal_batch), strict=True
+            )
+        ],
     )
     scaling = []
     for processes in (int(p) for p in args.processes.split(",")):

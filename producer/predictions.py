@@ -27,6 +27,7 @@ from shared.contracts import (
     STATUS_QUEUED,
     STATUS_RUNNING,
     TASK_PREDICT,
+    accepted_now,
     key_problem,
     parse_batch_request_id,
     record_limit_error,
@@ -88,7 +89,12 @@ class PredictionsMixin(ClientBase):
         refused = record_limit_error(record, get_settings().max_record_bytes)
         if refused is not None:
             raise refused
-        kwargs: dict[str, Any] = {"record": record, "endpoint": endpoint, "request_id": request_id}
+        kwargs: dict[str, Any] = {
+            "record": record,
+            "endpoint": endpoint,
+            "request_id": request_id,
+            "accepted_at": accepted_now(),
+        }
         if status is not None:
             kwargs["status"] = status
         if version is not None:

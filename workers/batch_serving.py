@@ -9,12 +9,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.contracts import PredictBatchResult, PredictResult, batch_request_id
+from shared.db.batches import batch_created_at, mark_written
 from shared.db.engine import session_scope
-from shared.db.models import utcnow
-from shared.db.requests import copied_ids, existing_positions
+from shared.db.requests import (
+    BULK_COLUMNS,
+    copied_tuples,
+    ensure_partitions,
+    existing_positions,
+)
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
 from workers.attempts import count as count_attempts
@@ -37,16 +43,45 @@ def chunk_rows(
     todo: Sequence[int],
     outcomes: Sequence[tuple[PredictResult, Route | None]],
     latency_ms: float,
-) -> list[dict[str, Any]]:
-    """The rows of a chunk's records at ``todo`` (indexes into ``records``)."""
-    now = utcnow()
+    created_at: datetime,
+) -> list[tuple[Any, ...]]:
+    """The rows of a chunk's records at ``todo`` (indexes into ``records``), as tuples in
+    BULK_COLUMNS order, all with their batch's ``created_at`` (their partition key, the
+    same on every delivery). A scored record's row is built straight from its result; a
+    refused one's goes through ``request_row`` (which makes its values storable)."""
+    latency = round(latency_ms, 3)
     rows = []
     for i, (result, chosen) in zip(todo, outcomes, strict=True):
+        position = start + i
+        if result["error"] is None:
+            algorithm = result["algorithm"]
+            rows.append(
+                (
+                    result["request_id"],
+                    endpoint,
+                    algorithm["id"] if algorithm else None,
+                    records[i],
+                    result,
+                    result["label"],
+                    result["probability"],
+                    result["value"],
+                    result["status"],
+                    None,
+                    None,
+                    latency,
+                    batch_id,
+                    position,
+                    created_at,
+                    chosen.ab_test_id if chosen else None,
+                    chosen.ab_arm if chosen else None,
+                )
+            )
+            continue
         row = request_row(
             result, endpoint=endpoint, record=records[i], latency_ms=latency_ms, route=chosen
         )
-        row.update(batch_id=batch_id, batch_position=start + i, created_at=now)
-        rows.append(row)
+        row.update(batch_id=batch_id, batch_position=position, created_at=created_at)
+        rows.append(tuple(row[column] for column in BULK_COLUMNS))
     return rows
 
 
@@ -70,15 +105,23 @@ def serve_chunk(
     if refused is not None:
         log.warning("batch %.80r chunk %.20r: refused: %s", batch_id, start, refused.message)
         raise refused
+    created_at = batch_created_at(batch_id, endpoint=endpoint)
+    ensure_partitions([{"created_at": created_at}])  # before the transaction: see there
     with session_scope() as session:
         done = existing_positions(
-            session, batch_id=batch_id, start=start, stop=start + len(records)
+            session,
+            batch_id=batch_id,
+            start=start,
+            stop=start + len(records),
+            created_at=created_at,
         )
         todo = [i for i in range(len(records)) if start + i not in done]
-        items = []
-        for i in todo:
-            request_id = batch_request_id(batch_id, start + i)
-            items.append(Item(request_id, records[i], request_id))
+        # batch_request_id(batch_id, position), inlined: this runs for every record.
+        prefix = batch_request_id(batch_id, 0)[:-1]
+        items = [
+            Item(request_id, records[i], request_id)
+            for i, request_id in zip(todo, [prefix + str(start + i) for i in todo], strict=True)
+        ]
         shadows: list[ShadowAnswer] = []
         outcomes = score_items(
             store,
@@ -101,13 +144,17 @@ def serve_chunk(
             todo=todo,
             outcomes=outcomes,
             latency_ms=((time.perf_counter() - started) * 1000 - shadow_ms) / max(len(todo), 1),
+            created_at=created_at,
         )
         count_attempts("scored", (item.request_id for item in items))
-        written_ids = copied_ids(session, rows=rows)
+        written_ids = copied_tuples(session, rows)
+        if written_ids:
+            mark_written(session, batch_id=batch_id)
     count_attempts("written", written_ids)
     written = len(written_ids)
     # After the chunk's rows are committed, so that they never depend on these.
-    write_shadow_answers(shadow_rows(shadows, created_at={r["id"]: r["created_at"] for r in rows}))
+    if shadows:
+        write_shadow_answers(shadow_rows(shadows, created_at={row[0]: created_at for row in rows}))
     errors = sum(1 for result, _ in outcomes if result["status"] != "OK")
     log.info(
         "batch %s chunk %d+%d: %d scored (%d errors), %d already written, %.0f ms",

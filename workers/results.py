@@ -40,14 +40,18 @@ def scored_results(
     rows: list[list[float]] = np.round(prediction.probabilities, 6).tolist()
     classes = algorithm.classes
     best = prediction.probabilities.argmax(axis=1).tolist()
+    # The dict of _ok written out: this runs for every record of a batch.
     return [
-        _ok(
-            rid,
-            ref,
-            label=label,
-            probability=row[b],
-            probabilities=dict(zip(classes, row, strict=True)),
-        )
+        {
+            "request_id": rid,
+            "status": STATUS_OK,
+            "label": label,
+            "probability": row[b],
+            "probabilities": dict(zip(classes, row, strict=True)),
+            "value": None,
+            "algorithm": ref,  # type: ignore[typeddict-item]
+            "error": None,
+        }
         for rid, label, row, b in zip(request_ids, prediction.labels, rows, best, strict=True)
     ]
 

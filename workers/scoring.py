@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,8 +32,8 @@ from workers.shadow import ShadowAnswer
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
+    # A named tuple, not a frozen dataclass: a 5,000-record chunk makes 5,000 of them.
     request_id: str
     record: Any
     assignment_key: str  # which A/B arm; the request id unless the producer gave one
@@ -84,11 +83,14 @@ def score_items(
             results[i] = error_result(item.request_id, refused)
             routes[i] = None
     groups: dict[Route | None, list[int]] = {}
-    for i, chosen in enumerate(routes):
-        if i not in results:
-            groups.setdefault(chosen, []).append(i)
+    if not results and routes and routes.count(routes[0]) == len(routes):
+        groups[routes[0]] = list(range(len(items)))  # one route for all: most chunks
+    else:
+        for i, chosen in enumerate(routes):
+            if i not in results:
+                groups.setdefault(chosen, []).append(i)
     for chosen, positions in groups.items():
-        group = [items[i] for i in positions]
+        group = items if len(positions) == len(items) else [items[i] for i in positions]
         if chosen is None:
             assert selection_error is not None
             scored = [error_result(item.request_id, selection_error) for item in group]

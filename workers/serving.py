@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -18,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.contracts import PredictResult
 from shared.db.engine import autocommit_connection, session_scope
-from shared.db.models import utcnow
-from shared.db.requests import copied_ids, get_responses, inserted_ids
+from shared.db.models import as_utc, utcnow
+from shared.db.requests import copied_ids, ensure_partitions, get_responses, inserted_ids
 from shared.errors import MlqError
 from shared.registry_cache import RegistryCache
 from workers.attempts import count as count_attempts
@@ -30,6 +31,23 @@ from workers.scoring import Item, score_items
 from workers.shadow import ShadowAnswer, shadow_rows, write_shadow_answers
 
 log = logging.getLogger(__name__)
+
+# A producer's clock ahead of the worker's by more than this is not believed.
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def accepted_time(accepted_at: object, now: datetime) -> datetime:
+    """A single record's created_at: when its producer accepted it (``accepted_at`` of
+    the message, ISO 8601), so that a redelivery writes the same key; ``now`` for a
+    message without one (sent by an older producer) or with a time in the future."""
+    if isinstance(accepted_at, str):
+        try:
+            moment = as_utc(datetime.fromisoformat(accepted_at))
+        except ValueError:
+            return now
+        if moment <= now + CLOCK_SKEW:
+            return moment
+    return now
 
 
 def serve_prediction(
@@ -43,6 +61,7 @@ def serve_prediction(
     version: str | None = None,
     assignment_key: str | None = None,
     failure: MlqError | None = None,
+    accepted_at: object = None,
 ) -> PredictResult:
     """Predict one record and write its MLRequest row; a bad record gets an error row.
 
@@ -53,7 +72,14 @@ def serve_prediction(
     return serve_group(
         store,
         registry,
-        items=[{"request_id": request_id, "record": record, "assignment_key": assignment_key}],
+        items=[
+            {
+                "request_id": request_id,
+                "record": record,
+                "assignment_key": assignment_key,
+                "accepted_at": accepted_at,
+            }
+        ],
         endpoint=endpoint,
         status=status,
         version=version,
@@ -76,6 +102,7 @@ def serve_group(
     started = time.perf_counter()
     answers: dict[int, PredictResult] = {}
     keyed: list[tuple[int, Item]] = []
+    accepted: dict[str, object] = {}
     for i, raw in enumerate(items):
         request_id = raw.get("request_id") if isinstance(raw, dict) else None
         refused = unkeyable(request_id, endpoint)
@@ -88,6 +115,7 @@ def serve_group(
         assert isinstance(raw, dict) and isinstance(request_id, str)
         key = raw.get("assignment_key") or request_id
         keyed.append((i, Item(request_id, raw.get("record"), str(key))))
+        accepted[request_id] = raw.get("accepted_at")
     if not keyed:
         return [answers[i] for i in range(len(items))]
     shadows: list[ShadowAnswer] = []
@@ -118,8 +146,8 @@ def serve_group(
         for (_, item), (result, route) in zip(keyed, scored, strict=True)
     ]
     now = utcnow()
-    for row in rows:  # one time for the rows and their shadow answers
-        row["created_at"] = now
+    for row in rows:  # one time for the row and its shadow answers: its partition key
+        row["created_at"] = accepted_time(accepted.get(row["id"]), now)
     # The rows are the only write of a prediction (a shadow test's challenger answers
     # follow in one more, never failing the rows).
     count_attempts("scored", (item.request_id for _, item in keyed))
@@ -166,6 +194,7 @@ def _write(rows: list[dict[str, Any]]) -> set[str]:
     """
     if not rows:
         return set()
+    ensure_partitions(rows)
     if len(rows) == 1:
         with autocommit_connection() as connection:
             return inserted_ids(connection, rows=rows)

@@ -15,6 +15,7 @@ from shared.contracts import (
     TASK_AB_EVALUATE,
     TASK_ECHO,
     TASK_FEEDBACK,
+    TASK_PARTITIONS,
     TASK_PREDICT,
     TASK_PREDICT_BATCH,
     TASK_PREDICT_MANY,
@@ -24,6 +25,7 @@ from shared.contracts import (
     PredictResult,
     parse_batch_request_id,
 )
+from shared.db import partitions
 from shared.db.batches import holds_position
 from shared.db.engine import session_scope
 from shared.db.ledger import accepted_state
@@ -78,6 +80,7 @@ def predict(
     status: str | None = None,
     version: str | None = None,
     assignment_key: str | None = None,
+    accepted_at: str | None = None,
 ) -> PredictResult:
     # A raw producer may send anything here: serve_prediction answers an id no row can
     # be keyed by (not a string, too long) with an error; "" and null mean "not given".
@@ -90,6 +93,7 @@ def predict(
         status=status,
         version=version,
         assignment_key=assignment_key,
+        accepted_at=accepted_at,
     )
 
 
@@ -186,6 +190,13 @@ def evaluate_ab_tests() -> list[dict[str, Any]]:
     """Run by Celery beat: evaluate every running A/B test, end those that are decided
     (the same code `mlq ab stop` runs)."""
     return evaluate_running(ended_by="beat")
+
+
+@app.task(name=TASK_PARTITIONS, **RETRY_POLICY)
+def make_partitions() -> list[str]:
+    """Run by Celery beat every hour: the request log's partitions from yesterday to a
+    week ahead; the days made."""
+    return [str(day) for day in partitions.ensure_ahead()]
 
 
 @app.task(name=TASK_ECHO)

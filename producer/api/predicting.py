@@ -33,6 +33,7 @@ from shared.contracts import (
     STATUS_ERROR,
     STATUS_OK,
     STATUS_QUEUED,
+    accepted_now,
     key_problem,
     parse_batch_request_id,
     record_limit_error,
@@ -104,7 +105,11 @@ class Predictions:
             # Sent before (a retry): answer for that request, never send it twice.
             return Outcome(request_id, await self.result(request_id, wait=wait))
         request_id = request_id or str(uuid.uuid4())
-        payload: dict[str, Any] = {"request_id": request_id, "record": record}
+        payload: dict[str, Any] = {
+            "request_id": request_id,
+            "record": record,
+            "accepted_at": accepted_now(),
+        }
         if assignment_key is not None:
             payload["assignment_key"] = assignment_key
         item = self.dispatcher.submit(Lane(endpoint, status, version), payload)

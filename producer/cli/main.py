@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -28,6 +29,7 @@ from producer.cli.ab import ab
 from producer.cli.batch import batch
 from producer.cli.dead_letters import dead_letters
 from producer.cli.demo import demo
+from producer.cli.durations import DURATION
 from producer.cli.failures import explain
 from producer.cli.feedback import feedback
 from producer.cli.keys import keys
@@ -133,6 +135,41 @@ def db_upgrade(revision: str) -> None:
         raise click.ClickException(f"cannot upgrade to {revision!r}: {error}") from None
     done = {"database": redact_url(get_settings().database_url), "revision": current_revision()}
     emit(done, f"database {done['database']} at revision {done['revision']}")
+
+
+@db.command("prune")
+@click.option(
+    "--older-than",
+    type=DURATION,
+    required=True,
+    help="Drop the request log's whole days older than this: 90d, say.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@json_option
+def db_prune(older_than: timedelta, dry_run: bool) -> None:
+    """Drop old days of the request log, summarising what refers to them first.
+
+    Each day older than the cutoff is dropped whole (its partition), oldest first,
+    after its rows are counted into ml_request_summary, the timelines of ended A/B
+    tests with evidence in it are frozen into their summaries, and its feedback,
+    shadow answers and replay rows are deleted. A day holding evidence of a running
+    A/B test is kept and named.
+    """
+    from shared.db.prune import prune
+
+    report = prune(older_than, dry_run=dry_run).as_dict()
+    verb = "would drop" if dry_run else "dropped"
+    lines = [
+        f"cutoff: {report['cutoff']}",
+        f"{verb}: {len(report['dropped_days'])} day(s), {report['rows_dropped']} row(s)",
+        f"feedback deleted: {report['feedback_deleted']} "
+        f"(and {report['orphan_feedback_deleted']} without a request)",
+        f"A/B: {report['shadow_answers_deleted']} shadow answer(s), "
+        f"{report['replay_requests_deleted']} replay row(s) deleted; "
+        f"timelines frozen: {report['tests_frozen'] or 'none'}",
+    ]
+    lines += [f"kept {day}: {why}" for day, why in report["kept_days"].items()]
+    emit(report, "\n".join(lines))
 
 
 cli.add_command(predict)

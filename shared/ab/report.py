@@ -33,8 +33,12 @@ def report(test_id: int) -> dict[str, Any]:
             # Bounded as its frozen summary was: requests to its end, feedback given by then.
             window = window_of(test, test.ended_at)
         figures["metric"] = metric
-        figures["timeline"] = timeline(
-            session, test=test, window=window, regressor=metric == METRIC_MAE
+        frozen = (test.summary or {}).get("timeline") if test.ended_at is not None else None
+        # `mlq db prune` froze it before dropping requests it was drawn from.
+        figures["timeline"] = (
+            frozen
+            if frozen is not None
+            else timeline(session, test=test, window=window, regressor=metric == METRIC_MAE)
         )
     return figures
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.contracts import batch_request_id
@@ -27,7 +27,7 @@ class BatchProgress:
     failed: int
     created_at: datetime
     submitted_at: datetime | None
-    last_row_at: datetime | None
+    last_row_at: datetime | None  # when rows were last written (Batch.written_at)
 
     @property
     def finished(self) -> bool:
@@ -81,6 +81,33 @@ def create_batch(
     )
 
 
+def batch_created_at(batch_id: str, *, endpoint: str) -> datetime:
+    """The batch's created_at, which its rows carry too (their partition key).
+
+    A batch whose producer wrote no batch row (a raw producer sending chunks itself)
+    gets one now, by the first chunk to come: every chunk and every redelivery then
+    reads the same time, so their rows conflict as they should.
+    """
+    from shared.db.engine import autocommit_connection
+
+    with autocommit_connection() as connection:
+        query = select(Batch.created_at).where(Batch.id == batch_id)
+        found = connection.execute(query).scalar_one_or_none()
+        if found is None:
+            connection.execute(
+                insert(connection, Batch)
+                .values(id=batch_id, endpoint=endpoint, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            found = connection.execute(query).scalar_one()
+    return as_utc(found)
+
+
+def mark_written(session: Session, *, batch_id: str) -> None:
+    """Note that a chunk's rows are written now (what the batch's rate is measured to)."""
+    session.execute(update(Batch).where(Batch.id == batch_id).values(written_at=utcnow()))
+
+
 def finish_submission(session: Session, *, batch_id: str, total: int) -> None:
     session.execute(
         update(Batch).where(Batch.id == batch_id).values(total=total, submitted_at=utcnow())
@@ -105,9 +132,13 @@ def batch_progress(session: Session, *, batch_id: str) -> BatchProgress | None:
             func.count(MLRequest.id).filter(MLRequest.status == "ERROR"),
             Batch.created_at,
             Batch.submitted_at,
-            func.max(MLRequest.created_at),
+            Batch.written_at,
         )
-        .outerjoin(MLRequest, MLRequest.batch_id == Batch.id)
+        # A batch's rows all carry its created_at: one partition is read.
+        .outerjoin(
+            MLRequest,
+            and_(MLRequest.batch_id == Batch.id, MLRequest.created_at == Batch.created_at),
+        )
         .where(Batch.id == batch_id)
         .group_by(Batch.id)
     ).one_or_none()
@@ -127,6 +158,10 @@ RESULT_COLUMNS = (
 )
 
 
+def _created_at_of(batch_id: str) -> Any:
+    return select(Batch.created_at).where(Batch.id == batch_id).scalar_subquery()
+
+
 def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterator[tuple[Any, ...]]:
     """One tuple per input record (RESULT_COLUMNS), in input order; records not written
     yet say QUEUED; ``external_id`` is the caller's id of the record (``--id-column``)."""
@@ -143,6 +178,8 @@ def iter_batch_results(session: Session, *, batch_id: str, total: int) -> Iterat
         )
         .outerjoin(MLAlgorithm, MLAlgorithm.id == MLRequest.algorithm_id)
         .where(MLRequest.batch_id == batch_id)
+        # A batch's rows all carry its created_at: one partition is read.
+        .where(MLRequest.created_at == _created_at_of(batch_id))
         .order_by(MLRequest.batch_position)
         .execution_options(yield_per=5000)
     )

@@ -1,8 +1,9 @@
 """SQLAlchemy 2 models of the registry and of every request.
 
-PostgreSQL is the real store (JSONB for inputs and responses); SQLite serves the
-embedded default. Constraints that keep the registry sane live in the database, not
-in code: one active status per algorithm, one production algorithm per endpoint.
+PostgreSQL is the real store (JSONB, but JSON for the request log's inputs and
+responses); SQLite serves the embedded default. Constraints that keep the registry
+sane live in the database, not in code: one active status per algorithm, one
+production algorithm per endpoint.
 """
 
 from __future__ import annotations
@@ -265,8 +266,11 @@ class Batch(Base):
     source: Mapped[str | None] = mapped_column(Text)
     # Known once the producer has read its whole input; null while it is still sending.
     total: Mapped[int | None]
+    # Also the created_at of every row of the batch (their partition key).
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
+    # When a chunk's rows were last committed (rows keep the batch's own time).
+    written_at: Mapped[datetime | None]
 
 
 class BatchExternalId(Base):
@@ -283,19 +287,49 @@ class BatchExternalId(Base):
 
 
 class MLRequest(Base):
-    """One row per prediction, keyed by the request id the producer made."""
+    """One row per prediction, keyed by the request id the producer made.
+
+    On PostgreSQL the table is partitioned by day on ``created_at`` (migration 0011,
+    shared/db/partitions.py), so the primary key holds the partition key too. A request
+    id stays unique because ``created_at`` is fixed per request before any worker sees
+    it: a batch record's is its batch's ``created_at``, a single record's is the time
+    the producer accepted it (``accepted_at`` in the message). A redelivered message
+    therefore carries the same key and conflicts. Inputs and responses are JSON (text,
+    checked on write), not JSONB: nothing queries inside them, and JSONB's conversion
+    was the largest cost of a batch's COPY. No foreign keys: a per-row check on every
+    COPY, for ids the worker read from the registry itself. Only the indexes that
+    queries use (docs/operations.md#the-request-log).
+    """
 
     __tablename__ = "ml_request"
     __table_args__ = (
         CheckConstraint(f"status IN {REQUEST_STATUSES!r}", name="status"),
-        Index("ix_ml_request_batch_position", "batch_id", "batch_position"),
+        # A batch's rows: progress, results, the positions a chunk finds written.
+        Index(
+            "ix_ml_request_batch_position",
+            "batch_id",
+            "batch_position",
+            postgresql_where=text("batch_id IS NOT NULL"),
+            sqlite_where=text("batch_id IS NOT NULL"),
+        ),
+        # A split or shadow test's rows (most rows have none: the index stays small).
+        Index(
+            "ix_ml_request_ab_test_id",
+            "ab_test_id",
+            postgresql_where=text("ab_test_id IS NOT NULL"),
+            sqlite_where=text("ab_test_id IS NOT NULL"),
+        ),
+        # Time windows (stats, replay) inside a day's partition: a BRIN index, a few
+        # pages per partition, since rows arrive in time order.
+        Index("ix_ml_request_created_at", "created_at", postgresql_using="brin"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(128))
-    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("ml_algorithm.id"), index=True)
-    input: Mapped[Any]
-    response: Mapped[dict[str, Any]]
+    algorithm_id: Mapped[int | None]
+    input: Mapped[Any] = mapped_column(JSON)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
     label: Mapped[str | None] = mapped_column(String(128))
     probability: Mapped[float | None]
     # A regressor's prediction (a classifier's is ``label``).
@@ -306,9 +340,35 @@ class MLRequest(Base):
     latency_ms: Mapped[float | None]
     batch_id: Mapped[str | None] = mapped_column(String(64))
     batch_position: Mapped[int | None]
-    ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_test.id"), index=True)
+    ab_test_id: Mapped[int | None]
     ab_arm: Mapped[str | None] = mapped_column(String(1))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When the request was accepted (see above); the partition key.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, primary_key=True)
+
+
+class MLRequestSummary(Base):
+    """What `mlq db prune` keeps of a day of request rows before it drops them: counts
+    per endpoint, algorithm, A/B test and arm, and kind (batch or single), with the
+    feedback that had joined them (labelled, correct) and latency and error sums."""
+
+    __tablename__ = "ml_request_summary"
+    __table_args__ = (Index("ix_ml_request_summary_day", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[datetime]
+    endpoint: Mapped[str] = mapped_column(String(128))
+    algorithm_id: Mapped[int | None]
+    ab_test_id: Mapped[int | None]
+    ab_arm: Mapped[str | None] = mapped_column(String(1))
+    batch: Mapped[bool]
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    labelled: Mapped[int] = mapped_column(BigInteger)
+    correct: Mapped[int] = mapped_column(BigInteger)
+    # A regressor's labelled rows: the sum of |label - value|.
+    abs_error_sum: Mapped[float | None]
+    latency_ms_sum: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TaskDelivery(Base):

@@ -120,6 +120,7 @@ def database(redis_client: redis.Redis) -> Iterator[str]:
 # Every table but the model store's, whose blobs are keyed by their hash and reused.
 TABLES = (
     "ml_request",
+    "ml_request_summary",
     "feedback",
     "batch",
     "batch_external_id",

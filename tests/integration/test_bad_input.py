@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from producer import Client
 from shared.celery_app import app
@@ -46,7 +47,9 @@ def test_a_bad_record_gets_a_clear_error_and_an_error_row(
     assert result["error"]["field"] == field
     assert reason in result["error"]["message"]
     with session_scope() as session:
-        stored = session.get(MLRequest, request_id)
+        stored = session.execute(
+            select(MLRequest).where(MLRequest.id == request_id)
+        ).scalar_one_or_none()
         assert stored is not None
         assert (stored.status, stored.error_code) == ("ERROR", "invalid_record")
         assert stored.input == record
@@ -59,7 +62,9 @@ def selection_error(client: Client, **selection: str) -> dict[str, Any]:
     result = client.result(request_id, timeout=30)
     assert result["status"] == "ERROR"
     with session_scope() as session:
-        stored = session.get(MLRequest, request_id)
+        stored = session.execute(
+            select(MLRequest).where(MLRequest.id == request_id)
+        ).scalar_one_or_none()
         assert stored is not None and stored.error_code == result["error"]["code"]
     return result["error"]
 
@@ -111,6 +116,8 @@ def test_non_finite_numbers_get_an_error_row_too(client: Client, value: float) -
     assert result["error"]["field"] == "age"
     assert "not a finite number" in result["error"]["message"]
     with session_scope() as session:
-        stored = session.get(MLRequest, request_id)
+        stored = session.execute(
+            select(MLRequest).where(MLRequest.id == request_id)
+        ).scalar_one_or_none()
         assert stored is not None and stored.status == "ERROR"
         assert stored.input["age"] in ("NaN", "Infinity", "-Infinity")

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 def row(request_id: str) -> MLRequest | None:
     with session_scope() as session:
-        return session.get(MLRequest, request_id)
+        return session.execute(
+            select(MLRequest).where(MLRequest.id == request_id)
+        ).scalar_one_or_none()
 
 
 def test_a_prediction_through_the_queue_gives_a_label_and_a_request_id(client: Client) -> None:

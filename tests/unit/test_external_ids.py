@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.db.batches import RESULT_COLUMNS, create_batch, iter_batch_results
 from shared.db.engine import make_engine
 from shared.db.external_ids import record_external_ids
 from shared.db.migrate import upgrade
-from shared.db.models import MLRequest
+from shared.db.models import Batch, MLRequest
 
 
 def test_ids_are_joined_by_position_scored_or_not(tmp_path: Path) -> None:
@@ -24,6 +25,8 @@ def test_ids_are_joined_by_position_scored_or_not(tmp_path: Path) -> None:
         record_external_ids(session, batch_id="b", start=3, ids=["r3", "r4"])
         # Sent again (a resubmission): nothing is written twice, nothing replaced.
         record_external_ids(session, batch_id="b", start=3, ids=["other", "r4"])
+        # A batch's rows carry its created_at (their partition key), as workers write them.
+        created_at = session.execute(select(Batch.created_at)).scalar_one()
         for position in (1, 3):
             session.add(
                 MLRequest(
@@ -35,6 +38,7 @@ def test_ids_are_joined_by_position_scored_or_not(tmp_path: Path) -> None:
                     label="<=50K",
                     batch_id="b",
                     batch_position=position,
+                    created_at=created_at,
                 )
             )
     with Session(engine) as session:
