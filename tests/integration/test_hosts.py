@@ -166,7 +166,12 @@ def services(
         directory,
         host=network.address,
         trust=f"{SUBNET}.0/24",
-        settings=("tcp_keepalives_idle=5", "tcp_keepalives_interval=2", "tcp_keepalives_count=2"),
+        settings=(
+            "tcp_keepalives_idle=5",
+            "tcp_keepalives_interval=2",
+            "tcp_keepalives_count=2",
+            "tcp_user_timeout=5000",  # ms: data sent and never acknowledged
+        ),
     ).start()
     try:
         broker = start_own_broker(
