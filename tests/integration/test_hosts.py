@@ -211,6 +211,10 @@ def test_a_host_cut_off_mid_batch_loses_and_doubles_nothing(
         "MLQ_VISIBILITY_TIMEOUT": "20" if broker.kind == "redis" else "90",
         "MLQ_TASK_TIME_LIMIT": "15" if broker.kind == "redis" else "60",
         "MLQ_SOFT_TIME_LIMIT": "12" if broker.kind == "redis" else "55",  # below it
+        # Where leases are renewed (a third of the visibility timeout at most), and no
+        # counting Redis of the tests' own: a host reaches only the bridge's address.
+        "MLQ_LEASE_SECONDS": "5",
+        "MLQ_TEST_COUNTS_URL": "",
     }
     # The models, registered from this (the producer's) host into the shared store.
     setup_home = {"MLQ_HOME": str(tmp_path / "producer"), "MLQ_ARTIFACTS_DIR": str(artifacts_dir)}
