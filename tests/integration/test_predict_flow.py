@@ -89,7 +89,7 @@ def test_a_batch_shaped_request_id_is_refused_for_a_single_prediction(client: Cl
     answer = app.send_task(TASK_PREDICT, kwargs=kwargs).get(timeout=30)
     assert answer["status"] == "ERROR" and answer["error"]["field"] == "request_id"
     with session_scope() as session:
-        assert session.get(MLRequest, "n:7") is None
+        assert session.scalars(select(MLRequest).where(MLRequest.id == "n:7")).first() is None
 
 
 def test_a_redelivered_message_writes_no_second_row(client: Client) -> None:

@@ -184,7 +184,10 @@ def test_a_dead_letter_is_listed_and_replayed_into_a_real_row(client: Client) ->
     kwargs = {"record": EXAMPLE_RECORD, "endpoint": "income_classifier", "request_id": request_id}
     give_up("mlq.predict", request_id, PoisonMessageError("given up (planted)"), kwargs)
     with session_scope() as session:
-        assert session.get(MLRequest, request_id).error_code == "poison_message"  # type: ignore[union-attr]
+        assert (
+            session.scalars(select(MLRequest).where(MLRequest.id == request_id)).first().error_code
+            == "poison_message"
+        )  # type: ignore[union-attr]
     listed = json.loads(run_mlq("dead-letters", "list", "--json").stdout)
     assert [(x["task_id"], x["error_code"]) for x in listed] == [(request_id, "poison_message")]
     replayed = run_mlq("dead-letters", "replay", str(listed[0]["id"]), "--json")
@@ -193,7 +196,7 @@ def test_a_dead_letter_is_listed_and_replayed_into_a_real_row(client: Client) ->
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with session_scope() as session:
-            row = session.get(MLRequest, request_id)
+            row = session.scalars(select(MLRequest).where(MLRequest.id == request_id)).first()
             if row is not None:
                 break
         time.sleep(0.1)
